@@ -1,0 +1,11 @@
+"""The built-in op set. Each module registers one family of ops with `define_op`."""
+
+from archir.ops import (  # noqa: F401
+    control,
+    elementwise,
+    indexing,
+    linalg,
+    nn,
+    reduction,
+    shape,
+)

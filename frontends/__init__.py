@@ -1,0 +1,1 @@
+"""Frontends: the DSL and the torch importer. They build `archir.Graph`s."""

@@ -1,0 +1,21 @@
+"""archir's built-in passes. Importing this package registers them with the pass manager.
+
+Adding a pass: one file here that uses `@register_pass`, and one line in `_MODULES`.
+"""
+
+from importlib import import_module
+
+from archir.pass_manager import register_alias
+
+_MODULES = [
+    "dce",
+    "cse",
+    "fold_constants",
+    "simplify",
+    "specialize_shapes",
+]
+
+for _name in _MODULES:
+    import_module(f"archir.passes.{_name}")
+
+register_alias("canonicalize", "simplify,fold-constants,cse,dce")

@@ -13,9 +13,9 @@ import numpy as np
 
 from archir.errors import ArchirError, ArgumentError, VerifyError
 from archir.ir import Graph, Node, Region, Value
-from archir.registry import get_op
+from archir.registry import AttrKind, get_op
 from archir.signature import check_arguments
-from archir.symbolic import free_symbols
+from archir.symbolic import evaluate, free_symbols
 from archir.types import DType, TensorType
 
 _LOW_PRECISION = (DType.f16.numpy, DType.bf16.numpy)
@@ -66,6 +66,9 @@ def _run_node(node: Node, env: _Env, bindings: dict[str, int]) -> list[np.ndarra
     op = get_op(node.op)
     inputs = [_compute_dtype(env[v]) for v in node.inputs]
     kwargs: dict[str, Any] = dict(node.attrs)
+    for key, spec in op.attrs.items():
+        if spec.kind is AttrKind.DIMS and kwargs[key] is not None:
+            kwargs[key] = _concrete_dims(node, kwargs[key], bindings)
     if node.regions:
         kwargs["regions"] = [_region_callable(r, env, bindings) for r in node.regions]
     try:
@@ -77,6 +80,13 @@ def _run_node(node: Node, env: _Env, bindings: dict[str, int]) -> list[np.ndarra
                           node=node.describe()) from None
     results = list(raw) if isinstance(raw, list | tuple) else [raw]
     return [_conform(node, v, r, bindings) for v, r in zip(node.outputs, results, strict=True)]
+
+
+def _concrete_dims(node: Node, dims: tuple, bindings: dict[str, int]) -> tuple[int, ...]:
+    try:
+        return tuple(evaluate(d, bindings) for d in dims)
+    except ArchirError as err:
+        raise err.with_context(loc=node.loc, node=node.describe()) from None
 
 
 def _compute_dtype(a: np.ndarray) -> np.ndarray:

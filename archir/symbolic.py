@@ -175,7 +175,7 @@ def mul(a: Dim, b: Dim) -> Dim:
 
 
 def floordiv(a: Dim, den: int) -> Dim:
-    return a // den if isinstance(a, int) else a // den
+    return a // den
 
 
 def product(dims: tuple[Dim, ...] | list[Dim]) -> Dim:

@@ -68,7 +68,7 @@ def _scan_infer(*types: Type, num_carry: int, axis: int, reverse: bool,
         t = tensor(v.type, "scan per-step output")
         if t.rank < ax:
             raise TypeInferenceError(f"scan per-step output {t} has rank below axis {ax}")
-        stacked.append(t.with_shape(t.shape[:ax] + (length,) + t.shape[ax:]))
+        stacked.append(t.with_shape((*t.shape[:ax], length, *t.shape[ax:])))
     return carries + stacked
 
 

@@ -31,7 +31,8 @@ def test_runs_with_positional_keyword_and_param_override():
 @pytest.mark.parametrize(
     ("args", "kwargs", "message"),
     [
-        ((np.ones((2, 3)), np.ones(3, np.float32)), {}, r"input 'x' expects f32\[B, T\] but got dtype float64"),
+        ((np.ones((2, 3)), np.ones(3, np.float32)), {},
+         r"input 'x' expects f32\[B, T\] but got dtype float64"),
         ((np.ones((2, 3), np.float32), np.ones(4, np.float32)), {},
          r"input 'y' expects f32\[T\] but got shape \[4\]: T is 3 from an earlier input"),
         ((np.ones(3, np.float32), np.ones(3, np.float32)), {}, r"input 'x' expects f32\[B, T\] .*rank 1"),

@@ -2,7 +2,13 @@
 
 The core lives here: types, the graph IR, the op registry, the text format, the verifier,
 the numpy interpreter and the pass manager. Frontends, passes and backends build on it.
+
+This module is also the user's facade: `archir.nn` (the DSL), `archir.model` and one function per
+op (`archir.relu`, `archir.attention`, ...) resolve lazily, so the core itself never imports
+the frontends.
 """
+
+from typing import Any
 
 from archir.builder import GraphBuilder
 from archir.errors import (
@@ -26,3 +32,14 @@ __all__ = [
     "TensorType", "TupleType", "TypeInferenceError", "Value", "VerifyError", "bf16", "boolean",
     "f16", "f32", "f64", "i8", "i32", "i64",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name == "nn":
+        return importlib.import_module("archir.frontends.dsl")
+    dsl = importlib.import_module("archir.frontends.dsl")
+    if name in ("model", "Module", "Parameter", "Tensor"):
+        return getattr(dsl, name)
+    return getattr(dsl.functional, name)

@@ -12,8 +12,8 @@ Every op is inferred as it is added, so a shape mismatch is reported at the line
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -25,7 +25,8 @@ from archir.registry import OpDef, get_op
 from archir.types import TensorType, Type
 
 RegionFn = Callable[..., Value | Sequence[Value]]
-_ARCHIR_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_INTERNAL_DIRS = tuple(os.path.join(_ROOT, d) + os.sep for d in ("archir", "frontends", "passes", "backends"))
 
 
 def infer_types(op: OpDef, inputs: Sequence[Value], attrs: dict[str, Any],
@@ -41,18 +42,26 @@ def infer_types(op: OpDef, inputs: Sequence[Value], attrs: dict[str, Any],
 
 
 def user_location() -> Location | None:
-    """The innermost stack frame outside archir's own packages: where the user's code is."""
-    for frame in inspect.stack(context=0)[1:]:
-        path = os.path.abspath(frame.filename)
-        inside = path.startswith(_ARCHIR_ROOT + os.sep) and not path.startswith(
-            os.path.join(_ARCHIR_ROOT, "examples") + os.sep
-        ) and not path.startswith(os.path.join(_ARCHIR_ROOT, "tests") + os.sep)
-        internal = frame.filename.startswith("<frozen") or "importlib" in path
-        if frame.filename.startswith("<") and not internal:
-            return Location(frame.filename, frame.lineno)
-        if not inside and not internal:
-            return Location(frame.filename, frame.lineno)
+    """The innermost stack frame outside archir's own packages: where the user's code is.
+
+    archir's examples and tests count as user code, so their errors point at their lines.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not _is_internal(filename):
+            return Location(filename, frame.f_lineno)
+        frame = frame.f_back
     return None
+
+
+def _is_internal(filename: str) -> bool:
+    if filename.startswith("<"):
+        return filename.startswith("<frozen")
+    path = os.path.abspath(filename)
+    if "importlib" in path:
+        return True
+    return path.startswith(_INTERNAL_DIRS)
 
 
 class GraphBuilder:
@@ -108,6 +117,16 @@ class GraphBuilder:
             yield
         finally:
             self._scope.pop()
+
+    @contextlib.contextmanager
+    def scope_path(self, path: str) -> Iterator[None]:
+        """Replace the whole scope by `path` (a module's full name) for the nodes made inside."""
+        saved = self._scope
+        self._scope = path.split(".") if path else []
+        try:
+            yield
+        finally:
+            self._scope = saved
 
     def scoped_name(self, name: str | None = None) -> str | None:
         parts = self._scope + ([name] if name else [])

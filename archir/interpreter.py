@@ -43,7 +43,7 @@ def run(graph: Graph, *args: Any, params: Mapping[str, np.ndarray] | None = None
     arrays, bindings = check_arguments(graph, args, kwargs)
     env = _Env()
     for v, a in zip(graph.inputs, arrays, strict=True):
-        env.values[v] = a
+        env.values[v] = a if isinstance(a, np.ndarray) else a.detach().cpu().numpy()
     data = dict(graph.param_data)
     data.update(params or {})
     for p in graph.params:

@@ -17,14 +17,25 @@ from archir.symbolic import SymExpr, evaluate
 from archir.types import TensorType
 
 
-def _as_array(value: Any, arg: Value) -> np.ndarray:
-    if isinstance(value, np.ndarray):
+def _as_array(value: Any, arg: Value) -> Any:
+    """numpy arrays and torch tensors pass as they are (no copy); Python scalars become arrays."""
+    if isinstance(value, np.ndarray) or _is_torch(value):
         return value
-    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor, without importing torch
-        return value.detach().cpu().numpy()
     if isinstance(value, int | float | bool | np.generic):
         return np.asarray(value)
     raise ArgumentError(f"argument '{arg.name}' must be an array, got {type(value).__name__}")
+
+
+def _is_torch(value: Any) -> bool:
+    # Checked by name so the core does not import torch.
+    return type(value).__module__.startswith("torch") and hasattr(value, "shape")
+
+
+def _dtype_of(value: Any) -> np.dtype:
+    if isinstance(value, np.ndarray):
+        return value.dtype
+    name = str(value.dtype).removeprefix("torch.")
+    return np.dtype({"bool": "bool", "bfloat16": "bfloat16"}.get(name, name))
 
 
 def order_arguments(graph: Graph, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[Any]:
@@ -52,8 +63,10 @@ def order_arguments(graph: Graph, args: Sequence[Any], kwargs: Mapping[str, Any]
 
 
 def check_arguments(graph: Graph, args: Sequence[Any],
-                    kwargs: Mapping[str, Any] | None = None) -> tuple[list[np.ndarray], dict[str, int]]:
-    """Arrays in input order and the symbol bindings, or an ArgumentError naming the input."""
+                    kwargs: Mapping[str, Any] | None = None) -> tuple[list[Any], dict[str, int]]:
+    """Arrays (numpy or torch, unconverted) in input order and the symbol bindings.
+
+    Raises an ArgumentError naming the input and its expected type on any mismatch."""
     values = order_arguments(graph, args, kwargs or {})
     arrays = [_as_array(v, arg) for v, arg in zip(values, graph.inputs, strict=True)]
     bindings: dict[str, int] = {}
@@ -68,16 +81,20 @@ def _expected(arg: Value) -> str:
     return f"input '{arg.name}' expects {arg.type}"
 
 
-def _bind(arg: Value, array: np.ndarray, bindings: dict[str, int]) -> None:
+def _bind(arg: Value, array: Any, bindings: dict[str, int]) -> None:
     t = arg.type
     if not isinstance(t, TensorType):
         raise ArgumentError(f"input '{arg.name}' has type {t}, which cannot be passed from Python")
-    if array.dtype != t.dtype.numpy:
+    try:
+        dtype = _dtype_of(array)
+    except TypeError:
+        dtype = None
+    if dtype != t.dtype.numpy:
         raise ArgumentError(f"{_expected(arg)} but got dtype {array.dtype}",
-                            hint=f"convert it with .astype({t.dtype.numpy.name!r})")
-    if array.ndim != t.rank:
+                            hint=f"convert it to {t.dtype.numpy.name}")
+    if len(array.shape) != t.rank:
         raise ArgumentError(f"{_expected(arg)} but got shape {list(array.shape)} "
-                            f"(rank {array.ndim}, expected rank {t.rank})")
+                            f"(rank {len(array.shape)}, expected rank {t.rank})")
     for dim, size in zip(t.shape, array.shape, strict=True):
         name = dim.as_symbol() if isinstance(dim, SymExpr) else None
         if name is not None:
@@ -89,7 +106,7 @@ def _bind(arg: Value, array: np.ndarray, bindings: dict[str, int]) -> None:
             bindings[name] = size
 
 
-def _check_shape(arg: Value, array: np.ndarray, bindings: dict[str, int]) -> None:
+def _check_shape(arg: Value, array: Any, bindings: dict[str, int]) -> None:
     t = arg.type
     assert isinstance(t, TensorType)
     for dim, size in zip(t.shape, array.shape, strict=True):

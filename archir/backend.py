@@ -1,0 +1,95 @@
+"""What every backend returns, and how backends are found.
+
+`compile_graph(graph, backend="torch")` looks the backend up (the built-in `interp`, or a plugin
+of the `archir.backends` entry-point group) and returns a `CompiledModule`: call it with numpy
+arrays or torch tensors; it checks the arguments against the graph's signature first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+import numpy as np
+
+from archir.errors import BackendError
+from archir.ir import Graph
+from archir.signature import check_arguments
+
+
+@dataclass(slots=True)
+class CompileReport:
+    """What a backend made of a graph: kernel count, extern calls, arena size, notes."""
+
+    backend: str
+    kernels: int = 0
+    extern_calls: list[str] = field(default_factory=list)
+    arena_bytes: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"backend: {self.backend}", f"kernels: {self.kernels}"]
+        if self.extern_calls:
+            lines.append(f"extern calls: {', '.join(self.extern_calls)}")
+        if self.arena_bytes:
+            lines.append(f"arena: {self.arena_bytes} bytes")
+        lines.extend(self.notes)
+        return "\n".join(lines)
+
+
+class CompiledModule:
+    """Base of compiled graphs. Subclasses implement `run(arrays, bindings)`."""
+
+    def __init__(self, graph: Graph, report: CompileReport) -> None:
+        self.graph = graph
+        self.report = report
+
+    def __call__(self, *args: Any, **kwargs: Any) -> list[Any]:
+        arrays, bindings = check_arguments(self.graph, args, kwargs)
+        return self.run(arrays, bindings)
+
+    def run(self, arrays: list[Any], bindings: dict[str, int]) -> list[Any]:
+        raise NotImplementedError
+
+
+class InterpreterModule(CompiledModule):
+    """The numpy interpreter behind the common interface (the `interp` backend)."""
+
+    def run(self, arrays: list[Any], bindings: dict[str, int]) -> list[np.ndarray]:
+        from archir.interpreter import run
+
+        return run(self.graph, *arrays)
+
+
+BackendFn = Callable[..., CompiledModule]
+_BACKENDS: dict[str, BackendFn] = {
+    "interp": lambda graph, **_: InterpreterModule(graph, CompileReport("interp", len(graph.nodes))),
+}
+_loaded = False
+
+
+def register_backend(name: str, compile_fn: BackendFn) -> None:
+    _BACKENDS[name] = compile_fn
+
+
+def _load_plugins() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for entry in entry_points(group="archir.backends"):
+            entry.load()
+
+
+def available_backends() -> list[str]:
+    _load_plugins()
+    return sorted(_BACKENDS)
+
+
+def compile_graph(graph: Graph, backend: str = "interp", **options: Any) -> CompiledModule:
+    _load_plugins()
+    if backend not in _BACKENDS:
+        raise BackendError(f"unknown backend '{backend}'",
+                           hint=f"available backends: {', '.join(available_backends())}")
+    return _BACKENDS[backend](graph, **options)

@@ -1,0 +1,6 @@
+"""The torch backend: a graph becomes readable generated PyTorch code (CPU, or CUDA when present)."""
+
+from archir.backends.torch.codegen import generate_source
+from archir.backends.torch.module import TorchModule, compile_torch, write_artifact
+
+__all__ = ["TorchModule", "compile_torch", "generate_source", "write_artifact"]

@@ -53,7 +53,8 @@ def rand(rng: np.random.Generator, *shape: int, dtype: Any = np.float32) -> np.n
 
 
 def to_torch(a: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(a))
+    # np.array (not ascontiguousarray) keeps 0-d arrays 0-d.
+    return torch.from_numpy(np.array(a))
 
 
 def assert_close(got: np.ndarray, want: torch.Tensor | np.ndarray, atol: float = 1e-5,

@@ -24,6 +24,10 @@ from archir.types import DType
 Init = str | Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]
 
 
+class MissingAttributeError(ArchirError, AttributeError):
+    """A module attribute read before it is set; also an AttributeError so getattr() defaults work."""
+
+
 class Parameter(Tensor):
     """A named weight. `init`: "zeros", "ones", "normal" (std 0.02), ("uniform", bound),
     ("normal", std), or a function (rng, shape) -> array."""
@@ -108,7 +112,7 @@ class Module:
         # Only reached when normal lookup fails: a parameter or sub-module used before it is set.
         if name.startswith("__") or name in ("_params", "_children", "_path"):
             raise AttributeError(name)
-        raise ArchirError(f"{type(self).__name__} has no attribute '{name}'",
+        raise MissingAttributeError(f"{type(self).__name__} has no attribute '{name}'",
                           loc=user_location(),
                           hint=f"set self.{name} in __init__ before forward uses it")
 

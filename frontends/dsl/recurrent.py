@@ -58,7 +58,8 @@ class _Recurrent(Module):
 
 
 def _stack(states: list[Tensor]) -> Tensor:
-    return F.concat(*(s.unsqueeze(0) for s in states), axis=0)
+    layers = [s.unsqueeze(0) for s in states]
+    return layers[0] if len(layers) == 1 else F.concat(*layers, axis=0)
 
 
 class RNN(_Recurrent):

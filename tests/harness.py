@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from archir.backend import compile_graph
 from archir.builder import GraphBuilder
 from archir.interpreter import run
 from archir.ir import Graph
@@ -41,11 +42,31 @@ def check_round_trip(graph: Graph) -> Graph:
 
 
 def run_op(op: str, *arrays: np.ndarray | None, **attrs: Any) -> Any:
-    """Run one op on the interpreter (after the round trip); a single result comes back bare."""
+    """Run one op on the interpreter (after the round trip); a single result comes back bare.
+
+    The torch backend runs the same graph and must agree with the interpreter: exactly for
+    integer and bool results; for floats within 1e-5 relative plus 1e-5 of the output's largest
+    magnitude (accumulation order differs in contractions), 1e-2 for 16-bit floats."""
     graph = check_round_trip(single_op_graph(op, *arrays, **attrs))
     present = [a for a in arrays if a is not None]
     outputs = run(graph, *present)
+    check_backend_agrees(graph, present, outputs, "torch")
     return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+
+def check_backend_agrees(graph: Graph, inputs: list[np.ndarray], expected: list[np.ndarray],
+                         backend: str) -> None:
+    got = compile_graph(graph, backend)(*inputs)
+    for g, e in zip(got, expected, strict=True):
+        assert (g.dtype, g.shape) == (e.dtype, e.shape), \
+            f"{backend}: {g.dtype}{g.shape} != {e.dtype}{e.shape}"
+        if e.dtype.kind in "biu":
+            np.testing.assert_array_equal(g, e, err_msg=f"{backend} backend")
+        else:
+            scale = float(np.max(np.abs(e[np.isfinite(e)]), initial=1.0))
+            atol = 1e-5 * scale if e.dtype.itemsize >= 4 else 1e-2 * scale
+            np.testing.assert_allclose(g.astype(np.float64), e.astype(np.float64), rtol=1e-5,
+                                       atol=atol, err_msg=f"{backend} backend")
 
 
 def rand(rng: np.random.Generator, *shape: int, dtype: Any = np.float32) -> np.ndarray:

@@ -10,7 +10,7 @@ import keyword
 from collections.abc import Sequence
 from typing import Any
 
-from archir.backends.torch.ops import RENDERERS
+from archir.backends.torch.ops import RENDERERS, TUPLE_RESULTS
 
 from archir.errors import BackendError
 from archir.ir import Graph, Node, Region, Value
@@ -113,7 +113,8 @@ class _Emitter:
         for v, name in zip(node.outputs, outs, strict=True):
             self.names[v] = name
         comment = f"  # {node.name}" if node.name else ""
-        self.emit(depth, f"{', '.join(outs)} = {expr}{comment}")
+        lhs = ", ".join(outs) + ("," if node.op in TUPLE_RESULTS and len(outs) == 1 else "")
+        self.emit(depth, f"{lhs} = {expr}{comment}")
 
     # -- control flow -------------------------------------------------------------------------
     def control(self, node: Node, depth: int) -> None:

@@ -24,7 +24,9 @@ from archir.printer import print_graph
 def to_torch(array: Any, device: torch.device) -> torch.Tensor:
     if isinstance(array, torch.Tensor):
         return array.to(device)
-    array = np.ascontiguousarray(array)
+    array = np.asarray(array)
+    if not array.flags.c_contiguous:  # (np.ascontiguousarray would turn 0-d into 1-d)
+        array = array.copy()
     if array.dtype.name == "bfloat16":  # numpy has no bf16 for torch to share: go through bits
         return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16).to(device)
     return torch.from_numpy(array).to(device)

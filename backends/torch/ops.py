@@ -43,6 +43,19 @@ def _cast_operands(a: list[Any], node: Node) -> list[str]:
     return out
 
 
+def number(value: float | None) -> str:
+    """A float as Python source (inf and nan are not literals)."""
+    if value is None:
+        return "None"
+    if value != value or value in (float("inf"), float("-inf")):
+        return f"float({str(value)!r})"
+    return repr(value)
+
+
+# Ops whose torch call returns a tuple, even for a single result.
+TUPLE_RESULTS = {"split", "topk"}
+
+
 def _unary(fn: str) -> Renderer:
     return lambda a, attrs, node, ctx: f"{fn}({a[0]})"
 
@@ -88,9 +101,13 @@ def _slice(a: list[Any], attrs: dict[str, Any], node: Node, ctx: Ctx) -> str:
     rank = node.inputs[0].type.rank  # type: ignore[union-attr]
     parts = [":"] * rank
     steps = attrs["steps"] or (1,) * len(attrs["axes"])
+    expr = a[0]
     for axis, start, end, step in zip(attrs["axes"], attrs["starts"], attrs["ends"], steps, strict=True):
-        parts[axis % rank] = f"{start}:{end}" + (f":{step}" if step != 1 else "")
-    return f"{a[0]}[{', '.join(parts)}]" if rank else a[0]
+        if step < 0:  # torch slicing has no negative steps
+            expr = f"rt.slice_axis({expr}, {axis % rank}, {start}, {end}, {step})"
+        else:
+            parts[axis % rank] = f"{start}:{end}" + (f":{step}" if step != 1 else "")
+    return f"{expr}[{', '.join(parts)}]" if any(p != ":" for p in parts) else expr
 
 
 def _unsqueeze(a: list[Any], attrs: dict[str, Any], node: Node, ctx: Ctx) -> str:
@@ -103,7 +120,7 @@ def _unsqueeze(a: list[Any], attrs: dict[str, Any], node: Node, ctx: Ctx) -> str
 
 def _attention(a: list[Any], attrs: dict[str, Any], node: Node, ctx: Ctx) -> str:
     mask = a[3] if len(a) > 3 and a[3] is not None else "None"
-    return f"rt.attention({a[0]}, {a[1]}, {a[2]}, {mask}, {attrs['causal']}, {attrs['scale']!r})"
+    return f"rt.attention({a[0]}, {a[1]}, {a[2]}, {mask}, {attrs['causal']}, {number(attrs['scale'])})"
 
 
 def _opt(a: list[Any], i: int) -> str:
@@ -142,7 +159,7 @@ RENDERERS: dict[str, Renderer] = {
        (("eq", "eq"), ("ne", "ne"), ("lt", "lt"), ("le", "le"), ("gt", "gt"), ("ge", "ge"),
         ("logical_and", "logical_and"), ("logical_or", "logical_or"))},
     "gelu": lambda a, at, n, c: f"F.gelu({a[0]}, approximate={at['approximate']!r})",
-    "clamp": lambda a, at, n, c: f"torch.clamp({a[0]}, min={at['min']!r}, max={at['max']!r})",
+    "clamp": lambda a, at, n, c: f"torch.clamp({a[0]}, min={number(at['min'])}, max={number(at['max'])})",
     "where": lambda a, at, n, c: "torch.where({}, {}, {})".format(a[0], *_cast_operands(a[1:], n)),
     "cast": lambda a, at, n, c: f"{a[0]}.to({TORCH_DTYPES[at['dtype']]})",
     "sum": _reduce("torch.sum"),
@@ -178,8 +195,8 @@ RENDERERS: dict[str, Renderer] = {
     "concat": lambda a, at, n, c: f"torch.cat([{', '.join(a)}], dim={at['axis']})",
     "split": lambda a, at, n, c: f"rt.split({a[0]}, {list(at['sizes'])}, {at['axis']})",
     "slice": _slice,
-    "pad": lambda a, at, n, c: f"rt.pad({a[0]}, {list(at['pads'])}, {at['value']!r})",
-    "full": lambda a, at, n, c: f"torch.full({c.dims(at['shape'])}, {at['value']!r}, "
+    "pad": lambda a, at, n, c: f"rt.pad({a[0]}, {list(at['pads'])}, {number(at['value'])})",
+    "full": lambda a, at, n, c: f"torch.full({c.dims(at['shape'])}, {number(at['value'])}, "
     f"dtype={TORCH_DTYPES[at['dtype']]}, device={c.device})",
     "iota": lambda a, at, n, c: f"rt.iota({c.dims(at['shape'])}, {at['axis']}, "
     f"{TORCH_DTYPES[at['dtype']]}, {c.device})",
@@ -190,5 +207,5 @@ RENDERERS: dict[str, Renderer] = {
     "index_select": lambda a, at, n, c: f"torch.index_select({a[0]}, {at['axis']}, {a[1]})",
     "scatter_add": lambda a, at, n, c: f"torch.scatter_add({a[0]}, {at['axis']}, {a[1]}, {a[2]})",
     "topk": lambda a, at, n, c: f"tuple(torch.topk({a[0]}, {at['k']}, dim={at['axis']}, "
-    f"largest={at['largest']}, sorted={at['sorted']}))",
+    f"largest={at['largest']}, sorted=True))"  # archir's topk is always sorted,
 }

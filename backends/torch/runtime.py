@@ -65,3 +65,9 @@ def batch_norm(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, weight: t
     if bias is not None:
         y = y + bias.reshape(shape)
     return y
+
+
+def slice_axis(x: torch.Tensor, axis: int, start: int, end: int, step: int) -> torch.Tensor:
+    """Python slice semantics on one axis, negative steps included."""
+    index = torch.arange(*slice(start, end, step).indices(x.shape[axis]), device=x.device)
+    return torch.index_select(x, axis, index)

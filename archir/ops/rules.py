@@ -72,3 +72,28 @@ def reduced_shape(shape: Sequence[Dim], axes: Sequence[int], keepdims: bool) -> 
         else:
             out.append(d)
     return tuple(out)
+
+
+def axis_in(axis: int, t: TensorType, what: str = "x") -> int:
+    """`axis` normalised against `t`'s rank; the error names the axis, the rank and the operand."""
+    if not -t.rank <= axis < t.rank:
+        raise TypeInferenceError(f"axis {axis} is out of range for {what} of rank {t.rank} ({t})",
+                                 hint=f"use an axis in [{-t.rank}, {t.rank - 1}]" if t.rank else
+                                 "a rank-0 tensor has no axes")
+    return axis % t.rank
+
+
+def axes_in(axes: Sequence[int], t: TensorType, what: str = "x") -> tuple[int, ...]:
+    """Normalised, sorted axes; out-of-range, repeated or no axes are errors naming the rank."""
+    if not axes:
+        raise TypeInferenceError(f"axes is empty for {what} of rank {t.rank} ({t})",
+                                 hint="use axes = none to reduce over every axis")
+    seen: dict[int, int] = {}
+    for a in axes:
+        norm = axis_in(a, t, what)
+        if norm in seen:
+            raise TypeInferenceError(
+                f"axes {list(axes)} name axis {norm} twice ({seen[norm]} and {a}) for {what} "
+                f"of rank {t.rank} ({t})")
+        seen[norm] = a
+    return tuple(sorted(seen))

@@ -196,6 +196,9 @@ class Parser:
         node = Node(op.name, inputs, {}, loc=self.loc(first))
         try:
             op.check_operand_count(len(inputs))
+        except ArchirError as err:
+            raise err.with_context(loc=self.loc(op_tok)) from None
+        try:
             node.attrs = op.normalize_attrs(raw_attrs)
         except ArchirError as err:
             raise err.with_context(loc=self.loc(attrs_tok if raw_attrs else op_tok)) from None
@@ -208,7 +211,7 @@ class Parser:
             raise self.error(f"{len(result_toks)} results but {len(types)} types", types_tok)
         if self.tok.kind == "symbol":
             node.name = _unquote(self.advance().text[1:])
-        node.regions = self._regions(op.regions)
+        node.regions = self._regions(op.name, op.regions)
         for i, (tok, t) in enumerate(zip(result_toks, types, strict=True)):
             name = _unquote(tok.text[1:])
             value = Value(t, "result", None if name.isdigit() else name, node, i)
@@ -216,12 +219,15 @@ class Parser:
             node.outputs.append(value)
         return node
 
-    def _regions(self, names: tuple[str, ...]) -> list[Region]:
+    def _regions(self, op: str, names: tuple[str, ...]) -> list[Region]:
         regions: list[Region] = []
         for i, name in enumerate(names):
             if i:
                 self.expect("}")
-            self.expect(name)
+            if not self.at(name):
+                raise self.error(f"expected region '{name}' of {op} (its regions: "
+                                 f"{', '.join(names)}), found '{self.tok.text or 'end of file'}'")
+            self.advance()
             self.scope.frames.append({})
             args = self._arg_list("region_arg")
             for a in args:
@@ -235,6 +241,10 @@ class Parser:
             regions.append(Region(args, nodes, results, name))
         if names:
             self.expect("}")
+        # An identifier opening a parenthesis here can only be one region too many.
+        if self.tok.kind == "ident" and self.tokens[self.i + 1].text == "(":
+            takes = f"{len(names)} regions ({', '.join(names)})" if names else "no regions"
+            raise self.error(f"{op} takes {takes}, found another region '{self.tok.text}'")
         return regions
 
     def _operands(self, stop: str | None = None) -> list[Value]:

@@ -47,6 +47,8 @@ class _Printer:
         self.graph = graph
         self.names: dict[Value, str] = {}
         self.taken: set[str] = set()
+        # Names of inputs and params are kept verbatim, so no other value may take them first.
+        self.reserved = {v.name for v in graph.inputs + graph.params if v.name is not None}
         self.counter = 0
         self.lines: list[str] = []
 
@@ -57,16 +59,21 @@ class _Printer:
 
     def _assign(self, v: Value, keep_name: bool = False) -> str:
         hint = v.name
-        if hint and (keep_name or not hint.isdigit()) and hint not in self.taken:
+        if keep_name and hint is not None and hint not in self.taken:
+            name = hint  # input and parameter names are the graph's interface, even odd ones
+        elif hint and not hint.isdigit() and self._free(hint):
             name = hint
         else:
-            while str(self.counter) in self.taken:
+            while not self._free(str(self.counter)):
                 self.counter += 1
             name = str(self.counter)
             self.counter += 1
         self.taken.add(name)
         self.names[v] = name
         return format_name(name)
+
+    def _free(self, name: str) -> bool:
+        return name not in self.taken and name not in self.reserved
 
     def _typed(self, v: Value, keep_name: bool = False) -> str:
         return f"{self._assign(v, keep_name)}: {v.type}"

@@ -1,9 +1,9 @@
 """The verifier: checks the rules every graph must keep, after construction and after passes.
 
 Rules: SSA (every value defined once, before its uses, and only used in its scope); ops known;
-operand counts; attributes valid; declared result types equal to inference; regions of the
-right number with argument types the op expects; graph outputs defined; parameter data that
-matches its declared type. Errors carry the node's source location when it has one.
+operand counts; attributes valid; declared result types equal to inference, at least one per
+node; regions of the right number with argument types the op expects; graph outputs defined;
+parameter data that matches its declared type. Errors carry the node's source location.
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ def verify(graph: Graph) -> None:
 
 
 def _name(v: Value) -> str:
-    return f"%{v.name}" if v.name else f"a {v.kind} value of type {v.type}"
+    if v.name:
+        return f"%{v.name}"
+    article = "an" if v.kind == "input" else "a"
+    return f"{article} {v.kind} value of type {v.type}"
 
 
 class _Verifier:
@@ -37,7 +40,7 @@ class _Verifier:
 
     def define(self, v: Value, node: Node | None = None) -> None:
         if v in self.defined:
-            raise self.fail(f"value {_name(v)} is defined more than once", node)
+            raise self.fail(f"{_name(v)} is defined more than once", node)
         self.defined.add(v)
         self.scopes[-1].add(v)
 
@@ -95,6 +98,9 @@ class _Verifier:
         for i, region in enumerate(node.regions):
             self._region(node, region, i)
         self._check_types(node)
+        if not node.outputs:
+            # The text format has no spelling for a statement without results.
+            raise self.fail(f"{node.op} has no results; every node must produce a value", node)
         for i, v in enumerate(node.outputs):
             if v.producer is not node or v.index != i or v.kind != "result":
                 raise self.fail(f"result {i} of {node.op} does not point back at its node", node)
@@ -107,7 +113,10 @@ class _Verifier:
         except ArchirError as err:
             raise self.fail(err.message, node) from None
         for key, value in normalized.items():
-            if key not in node.attrs or not attr_equal(node.attrs[key], value):
+            if key not in node.attrs:
+                raise self.fail(f"attribute '{key}' of {node.op} is missing (its default "
+                                f"{value!r} must be filled in)", node)
+            if not attr_equal(node.attrs[key], value):
                 raise self.fail(f"attribute '{key}' of {node.op} is not in canonical form "
                                 f"({node.attrs.get(key)!r} should be {value!r})", node)
 

@@ -1,0 +1,28 @@
+"""Reference for examples/lstm_lm.py: torch.nn.Embedding, LSTM and Linear with the same weights."""
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class TorchLSTMLM(nn.Module):
+    def __init__(self, c) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(c.vocab, c.dim)
+        self.lstm = nn.LSTM(c.dim, c.hidden, num_layers=c.layers, batch_first=True)
+        self.head = nn.Linear(c.hidden, c.vocab)
+
+    def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        hidden, (h_n, c_n) = self.lstm(self.embed(ids))
+        return self.head(hidden), h_n, c_n
+
+
+def reference(model):
+    net = TorchLSTMLM(model.config).eval()
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
+
+    def run(ids: np.ndarray) -> list[np.ndarray]:
+        with torch.no_grad():
+            return [t.numpy() for t in net(torch.from_numpy(ids))]
+
+    return run

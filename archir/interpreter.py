@@ -55,6 +55,16 @@ def run(graph: Graph, *args: Any, params: Mapping[str, np.ndarray] | None = None
     return [env[v] for v in graph.outputs]
 
 
+def run_node(node: Node, arrays: Sequence[np.ndarray],
+             bindings: Mapping[str, int] | None = None) -> list[np.ndarray]:
+    """The results of one `node` whose inputs hold `arrays` (constant folding uses this), with the
+    same low-precision rounding, DIMS resolution under `bindings` and result checks as `run`."""
+    env = _Env()
+    for v, a in zip(node.inputs, arrays, strict=True):
+        env.values[v] = a
+    return _run_node(node, env, dict(bindings or {}))
+
+
 def _run_nodes(nodes: Sequence[Node], env: _Env, bindings: dict[str, int]) -> None:
     for node in nodes:
         results = _run_node(node, env, bindings)

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from archir.errors import ArchirError
+from archir.interpreter import run_node
 from archir.ir import Graph, Node, Value
-from archir.node_eval import evaluate_node
 from archir.pass_manager import register_pass
 from archir.registry import AttrKind, Trait, get_op
 from archir.rewrite import Emit, make_node, producer, rewrite_graph
@@ -70,9 +70,9 @@ class _Folder:
         if v.kind == "param":
             return self.graph.param_data[v.name or ""]
         if bindings:  # symbolic sources are probed afresh, never cached
-            return evaluate_node(_producer(v), [], bindings)[v.index]
+            return run_node(_producer(v), [], bindings)[v.index]
         if v not in self.cache:
-            self.cache[v] = evaluate_node(_producer(v), [], {})[v.index]
+            self.cache[v] = run_node(_producer(v), [], {})[v.index]
         return self.cache[v]
 
     # -- static shapes ------------------------------------------------------------------------
@@ -162,7 +162,7 @@ def _evaluate(node: Node, arrays: list[np.ndarray],
     """The node's results, or None when it cannot run on these values (it is then left alone)."""
     try:
         with np.errstate(all="ignore"):
-            return evaluate_node(node, arrays, bindings)
+            return run_node(node, arrays, bindings)
     except (ArchirError, ValueError, ArithmeticError):
         return None
 

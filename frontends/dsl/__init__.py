@@ -26,11 +26,13 @@ from archir.frontends.dsl.layers import (
 from archir.frontends.dsl.model import FunctionModel, model, trace
 from archir.frontends.dsl.module import Module, ModuleList, Parameter, Sequential
 from archir.frontends.dsl.recurrent import GRU, LSTM, RNN, GRUCell
+from archir.frontends.dsl.safetensors_file import load_safetensors
 from archir.frontends.dsl.tensor import Tensor
 
 __all__ = [
     "GRU", "GRUCell", "LSTM", "RNN", "ALiBi", "BatchNorm2d", "Conv1d", "Conv2d", "Dropout", "Embedding",
     "FunctionModel", "LayerNorm", "LearnedPositionalEmbedding", "Linear", "Module", "ModuleList",
     "MultiHeadAttention", "Parameter", "RMSNorm", "RelativePositionBias", "RotaryEmbedding",
-    "Sequential", "SinusoidalPositionalEncoding", "Tensor", "functional", "model", "trace",
+    "Sequential", "SinusoidalPositionalEncoding", "Tensor", "functional", "load_safetensors", "model",
+    "trace",
 ]

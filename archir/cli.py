@@ -1,6 +1,8 @@
-"""The `archir` command: dump (with passes and pictures), verify, run, and the op and pass lists.
+"""The `archir` command: dump (with passes and pictures), verify, the op, pass and backend lists;
+`run`/`compile` live in cli_run.py and `zoo` in cli_zoo.py.
 
-User mistakes end as one `error: ...` message on stderr and exit status 1, never a traceback.
+User mistakes end as one `archir: error: ...` (or `file:line:col: error: ...`) message on stderr and
+exit status 1 (2 for usage errors), never a traceback.
 """
 
 from __future__ import annotations
@@ -9,33 +11,18 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
-from archir import dot, serialize
-from archir.errors import ArchirError, ArgumentError
-from archir.interpreter import run as interpret
+from archir import cli_run, cli_zoo, dot, serialize
+from archir.backend import available_backends
+from archir.errors import ArchirError
 from archir.ir import Graph
 from archir.model_spec import load_model
-from archir.pass_manager import PassManager, all_passes
+from archir.pass_manager import PassManager, all_aliases, all_passes
 from archir.printer import format_attr, print_graph
 from archir.registry import REQUIRED, OpDef, all_ops
-from archir.types import DType, TensorType
 from archir.verifier import verify
-from archir.zoo import random_inputs
-
-Runner = Callable[[Graph, list[np.ndarray]], list[np.ndarray]]
-
-
-def _run_interpreter(graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    return interpret(graph, *inputs)
-
-
-# Backends `archir run` knows; a compiled backend is one more entry.
-RUNNERS: dict[str, Runner] = {"interp": _run_interpreter}
-DEFAULT_SIZE = 2
 
 
 # -- dump -----------------------------------------------------------------------------------------
@@ -85,61 +72,6 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- run ------------------------------------------------------------------------------------------
-def _run(args: argparse.Namespace) -> int:
-    runner = RUNNERS.get(args.backend)
-    if runner is None:
-        raise ArchirError(f"unknown backend '{args.backend}'",
-                          hint=f"available backends: {', '.join(sorted(RUNNERS))}")
-    graph = load_model(args.model)
-    verify(graph)
-    sizes = bind_sizes(graph, parse_sizes(args.sizes))
-    for v in graph.inputs:
-        if not isinstance(v.type, TensorType):
-            raise ArgumentError(f"input '{v.name}' has type {v.type}; `archir run` makes tensors only")
-    inputs = random_inputs(graph, sizes, np.random.default_rng(args.seed))
-    for i, out in enumerate(runner(graph, inputs)):
-        print(describe_output(i, np.asarray(out)))
-    return 0
-
-
-def parse_sizes(text: str | None) -> dict[str, int]:
-    """`"B=2,T=16"` -> {"B": 2, "T": 16}."""
-    sizes: dict[str, int] = {}
-    for item in (text or "").split(","):
-        if not item.strip():
-            continue
-        name, sep, value = (s.strip() for s in item.partition("="))
-        if not sep or not name.isidentifier() or not value.isdigit() or int(value) < 1:
-            raise ArgumentError(f"bad size '{item.strip()}' in --sizes",
-                                hint="write --sizes B=2,T=16 (symbol=positive integer, comma-separated)")
-        sizes[name] = int(value)
-    return sizes
-
-
-def bind_sizes(graph: Graph, given: dict[str, int]) -> dict[str, int]:
-    """A size for every symbol of the inputs: the given ones, DEFAULT_SIZE for the rest."""
-    symbols = graph.symbols()
-    unknown = sorted(set(given) - set(symbols))
-    if unknown:
-        known = ", ".join(symbols) or "none"
-        raise ArgumentError(f"--sizes names symbols that @{graph.name} does not have: "
-                            f"{', '.join(unknown)}", hint=f"its symbols: {known}")
-    return {s: given.get(s, DEFAULT_SIZE) for s in symbols}
-
-
-def describe_output(index: int, array: np.ndarray) -> str:
-    """One line with the dtype, shape and full-precision checksums of an output."""
-    try:
-        dtype = str(DType.from_numpy(array.dtype))
-    except ArchirError:
-        dtype = array.dtype.name
-    wide = array.astype(np.float64)
-    shape = ", ".join(str(d) for d in array.shape)
-    return (f"output {index}: {dtype}[{shape}] sum={float(wide.sum())!r} "
-            f"sum_abs={float(np.abs(wide).sum())!r}")
-
-
 # -- ops and passes -------------------------------------------------------------------------------
 def describe_op(op: OpDef) -> str:
     """`layer_norm(x, weight?, bias?) {begin_axis: int = -1, eps: float = 1e-05} [composite, ...]`."""
@@ -167,10 +99,18 @@ def _ops(args: argparse.Namespace) -> int:
 
 
 def _passes(args: argparse.Namespace) -> int:
-    infos = all_passes()
-    width = max((len(p.name) for p in infos), default=0)
+    infos, aliases = all_passes(), all_aliases()
+    width = max((len(name) for name in [*(p.name for p in infos), *aliases]), default=0)
     for info in infos:
         print(f"{info.name:<{width}}  {info.doc}".rstrip())
+    for name, pipeline in aliases.items():
+        print(f"{name:<{width}}  = {pipeline}")
+    return 0
+
+
+def _backends(args: argparse.Namespace) -> int:
+    for name in available_backends():
+        print(name)
     return 0
 
 
@@ -198,16 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("model", metavar="FILE.air", help="a graph file (or model.py:NAME)")
     check.set_defaults(handler=_verify)
 
-    run = sub.add_parser("run", help="run a model on random inputs and print output checksums")
-    run.add_argument("model", metavar="MODEL", help=model_help)
-    run.add_argument("--backend", default="interp", help=f"one of: {', '.join(sorted(RUNNERS))}")
-    run.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
-    run.add_argument("--sizes", metavar="B=2,T=16",
-                     help=f"sizes of symbolic dims (default {DEFAULT_SIZE} each)")
-    run.set_defaults(handler=_run)
-
+    cli_run.add_parsers(sub, model_help)
+    cli_zoo.add_parsers(sub)
     sub.add_parser("ops", help="list the ops").set_defaults(handler=_ops)
-    sub.add_parser("passes", help="list the passes").set_defaults(handler=_passes)
+    sub.add_parser("passes", help="list the passes and pipeline aliases").set_defaults(handler=_passes)
+    sub.add_parser("backends", help="list the available backends").set_defaults(handler=_backends)
     return parser
 
 
@@ -220,13 +155,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except ArchirError as err:
-        print(err, file=sys.stderr)
+        # Located errors start with `file:line:col:` (as compilers write them); the rest say who speaks.
+        print(err if err.loc else f"archir: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
+    except BrokenPipeError:  # (before OSError, its base)
         # The reader went away (`archir ops | head`): silence the flush at exit, as `cat` would.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as err:  # unwritable output directory, unreadable file, full disk
+        where = f": {err.filename}" if err.filename else ""
+        print(f"archir: error: {err.strerror or err}{where}", file=sys.stderr)
         return 1
 
 

@@ -69,6 +69,12 @@ def all_passes() -> list[PassInfo]:
     return sorted(_PASSES.values(), key=lambda p: p.name)
 
 
+def all_aliases() -> dict[str, str]:
+    """Every alias, by name, with the pipeline it stands for."""
+    _load_plugins()
+    return dict(sorted(_ALIASES.items()))
+
+
 def get_pass(name: str) -> PassInfo:
     _load_plugins()
     if name not in _PASSES:

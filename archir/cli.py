@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     dump = sub.add_parser("dump", help="print a model's IR, after a pass pipeline, as text or a picture")
     dump.add_argument("model", metavar="MODEL", help=model_help)
-    dump.add_argument("--pipeline", default="", help='passes to run, e.g. "canonicalize,cse"')
+    dump.add_argument("--pipeline", default="canonicalize",
+                      help='passes to run (default "canonicalize"; "" for none), e.g. "cse,dce"')
     after = dump.add_mutually_exclusive_group()
     after.add_argument("--print-after-all", action="store_true", help="print the IR after every pass")
     after.add_argument("--after", action="append", metavar="PASS",

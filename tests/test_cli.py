@@ -75,6 +75,13 @@ def test_dump_print_after_all_shows_each_pass(capsys, net_air, toy_passes):
     assert re.search(r"^t-rename\s+[\d.]+", err, flags=re.M) and "total" in err
 
 
+def test_dump_runs_canonicalize_by_default(capsys, net_air):
+    code, out, _ = cli(capsys, "dump", net_air, "--print-after-all")
+    assert code == 0
+    for name in ("simplify", "fold-constants", "cse", "dce"):
+        assert f"# IR after {name}" in out
+
+
 def test_dump_after_named_passes(capsys, net_air, toy_passes):
     code, out, _ = cli(capsys, "dump", net_air, "--pipeline", "t-rename,t-keep", "--after", "t-keep")
     assert code == 0 and re.findall(r"^# IR after (\S+)", out, flags=re.M) == ["t-keep"]

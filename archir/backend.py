@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from archir.errors import BackendError
+from archir.builder import user_location
+from archir.errors import ArchirError, BackendError
 from archir.ir import Graph
 from archir.signature import check_arguments
 
@@ -47,7 +48,10 @@ class CompiledModule:
         self.report = report
 
     def __call__(self, *args: Any, **kwargs: Any) -> list[Any]:
-        arrays, bindings = check_arguments(self.graph, args, kwargs)
+        try:
+            arrays, bindings = check_arguments(self.graph, args, kwargs)
+        except ArchirError as err:
+            raise err.with_context(loc=user_location()) from None  # the caller's line
         return self.run(arrays, bindings)
 
     def run(self, arrays: list[Any], bindings: dict[str, int]) -> list[Any]:

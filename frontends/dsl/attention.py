@@ -127,8 +127,13 @@ class RotaryEmbedding(Module):
 
 
 def alibi_slopes(num_heads: int) -> np.ndarray:
-    """Geometric slopes 2^(-8 i / n) of the ALiBi paper (for a power-of-two head count)."""
-    return np.array([2.0 ** (-8.0 * (i + 1) / num_heads) for i in range(num_heads)], np.float32)
+    """Geometric slopes 2^(-8 i / n) of the ALiBi paper. For a head count n that is not a power
+    of two, as the paper does: the slopes of the power of two p below n, then every other slope
+    of 2p (the odd ones) for the remaining n - p heads."""
+    p = 1 << (num_heads.bit_length() - 1)
+    slopes = [2.0 ** (-8.0 * (i + 1) / p) for i in range(p)]
+    slopes += [2.0 ** (-8.0 * (2 * i + 1) / (2 * p)) for i in range(num_heads - p)]
+    return np.array(slopes, np.float32)
 
 
 class ALiBi(Module):

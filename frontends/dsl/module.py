@@ -7,11 +7,14 @@ paths (`blocks.3.attn.q_proj.weight`) name graph parameters and node scopes, and
 
 from __future__ import annotations
 
+import inspect
 import math
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from archir.frontends.dsl.safetensors_file import load_safetensors
 from archir.frontends.dsl.tensor import Tensor
 from archir.frontends.dsl.tracer import current_tracer
 
@@ -26,6 +29,10 @@ Init = str | Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]
 
 class MissingAttributeError(ArchirError, AttributeError):
     """A module attribute read before it is set; also an AttributeError so getattr() defaults work."""
+
+
+class ModuleCallError(ArchirError, TypeError):
+    """A module called with arguments its forward does not take; also a TypeError, as in Python."""
 
 
 class Parameter(Tensor):
@@ -122,6 +129,7 @@ class Module:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self._registries()
         tracer = current_tracer()
+        _check_call(self, args, kwargs)
         with tracer.builder.scope_path(self._path):
             return self.forward(*args, **kwargs)
 
@@ -164,9 +172,11 @@ class Module:
     def state_dict(self) -> dict[str, np.ndarray]:
         return {path: p.data for path, p in self.named_parameters() if p.data is not None}
 
-    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> Module:
-        """Load arrays (numpy or torch) by name; one error lists every missing, unexpected
-        and mis-shaped name."""
+    def load_state_dict(self, state: Mapping[str, Any] | str | os.PathLike, strict: bool = True) -> Module:
+        """Load arrays (numpy or torch) by name, or a `.safetensors` file given by its path; one
+        error lists every missing, unexpected and mis-shaped name."""
+        if isinstance(state, str | os.PathLike):
+            state = load_safetensors(state)
         params = dict(self.named_parameters())
         aliases = {f"{path}.{n}" if path else n: p
                    for path, m in self.named_modules() for n, p in m._params.items()}
@@ -194,6 +204,16 @@ class Module:
             raise ArchirError(f"cannot load weights into {type(self).__name__}: " + " | ".join(problems),
                               loc=user_location())
         return self
+
+
+def _check_call(module: Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Arguments that do not fit forward's signature, reported at the caller's line (a plain
+    TypeError would point nowhere useful)."""
+    try:
+        inspect.signature(module.forward).bind(*args, **kwargs)
+    except TypeError as err:
+        raise ModuleCallError(f"{type(module).__name__}: {err}", loc=user_location(),
+                              hint="match the arguments to its forward signature") from None
 
 
 def _to_numpy(value: Any) -> np.ndarray:

@@ -221,6 +221,7 @@ def _index(x: Tensor, items: tuple[Any, ...]) -> Tensor:
             raise ArchirError(f"unsupported index {item!r}: use ints, slices, None or ...",
                               loc=user_location(), hint="use archir.gather / index_select for tensors")
         if isinstance(item, int):
+            _check_in_range(item, x.shape[axis], axis)
             axes.append(axis)
             starts.append(item)
             ends.append(TO_END if item == -1 else item + 1)
@@ -247,3 +248,10 @@ def _index(x: Tensor, items: tuple[Any, ...]) -> Tensor:
     if new:
         x = x._op("unsqueeze", axes=new)
     return x
+
+
+def _check_in_range(index: int, size: Dim, axis: int) -> None:
+    """An int index outside a static axis would slice to nothing; report it where it is written."""
+    if isinstance(size, int) and not -size <= index < size:
+        raise ArchirError(f"index {index} is out of range for axis {axis} of size {size}",
+                          loc=user_location(), hint=f"valid indices are {-size}..{size - 1}")

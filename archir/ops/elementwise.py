@@ -13,10 +13,30 @@ from scipy import special
 
 from archir.ops.rules import broadcast, floating, tensor
 from archir.registry import AttrKind, Trait, attr, define_op
-from archir.types import DType, TensorType, Type
+from archir.types import DType, TensorType, Type, promote_dtypes
 
 EW = (Trait.ELEMENTWISE,)
 EW_BCAST = (Trait.ELEMENTWISE, Trait.BROADCAST)
+
+
+def _pow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if not (np.asarray(b).dtype.kind in "iu" and np.asarray(a).dtype.kind in "iu" and np.any(b < 0)):
+        return np.power(a, b)
+    # numpy refuses integer negative powers; torch gives 1 / a**|b| truncated: 0 unless |a| == 1
+    powered = np.power(a, np.where(b < 0, 0, b))
+    odd = np.where(b % 2 == 0, 1, -1)
+    negative = np.where(a == 1, 1, np.where(a == -1, odd, 0))
+    return np.where(b < 0, negative, powered).astype(powered.dtype)
+
+
+def _promoted(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Callable[..., np.ndarray]:
+    """Compare in the promoted dtype (i64 vs f32 compares in f32, as torch does), not numpy's f64."""
+
+    def compare(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        common = promote_dtypes(DType.from_numpy(a.dtype), DType.from_numpy(b.dtype)).numpy
+        return fn(a.astype(common, copy=False), b.astype(common, copy=False))
+
+    return compare
 
 
 def _gelu(x: np.ndarray, approximate: str) -> np.ndarray:
@@ -52,7 +72,7 @@ _BINARY: dict[str, tuple[Callable[[np.ndarray, np.ndarray], np.ndarray], str, bo
     "add": (np.add, "a + b", True),
     "sub": (np.subtract, "a - b", False),
     "mul": (np.multiply, "a * b", True),
-    "pow": (np.power, "a ** b", False),
+    "pow": (_pow, "a ** b", False),
     "maximum": (np.maximum, "elementwise max (nan wins)", True),
     "minimum": (np.minimum, "elementwise min (nan wins)", True),
 }
@@ -88,13 +108,26 @@ for _name, (_fn, _doc) in _FLOAT_UNARY.items():
 for _name, (_fn, _doc) in _NUMERIC_UNARY.items():
     define_op(_name, operands=("x",), infer=_same_numeric, impl=_fn, traits=EW, doc=_doc)
 
+
+def _no_bool_broadcast(a: Type, b: Type) -> TensorType:
+    out = broadcast(a, b)
+    if out.dtype == DType.bool:  # numpy and torch both refuse bool - bool and bool ** bool
+        from archir.errors import TypeInferenceError
+
+        raise TypeInferenceError(f"operands must be numeric, got {a} and {b}",
+                                 hint="cast the bools to an integer or float dtype first")
+    return out
+
+
 for _name, (_fn, _doc, _comm) in _BINARY.items():
-    define_op(_name, operands=("a", "b"), infer=lambda a, b: broadcast(a, b), impl=_fn,
+    define_op(_name, operands=("a", "b"),
+              infer=_no_bool_broadcast if _name in ("sub", "pow") else lambda a, b: broadcast(a, b),
+              impl=_fn,
               traits=EW_BCAST + ((Trait.COMMUTATIVE,) if _comm else ()), doc=_doc)
 
 for _name, (_fn, _doc, _comm) in _COMPARE.items():
     define_op(_name, operands=("a", "b"),
-              infer=lambda a, b: broadcast(a, b, dtype=DType.bool), impl=_fn,
+              infer=lambda a, b: broadcast(a, b, dtype=DType.bool), impl=_promoted(_fn),
               traits=EW_BCAST + ((Trait.COMMUTATIVE,) if _comm else ()), doc=_doc)
 
 

@@ -81,6 +81,21 @@ def _compare(fn: str) -> Renderer:
     return render
 
 
+def _bound(value: float | None, node: Node) -> str:
+    """A clamp bound; on integer tensors an int, since a float bound makes torch return floats.
+
+    Clipping an int to a bound b and truncating (archir's semantics) equals clipping to trunc(b)."""
+    if not _out(node).dtype.is_int or value is None or value != value:
+        return number(value)
+    return "None" if value in (float("inf"), float("-inf")) else str(int(value))
+
+
+def _clamp(a: list[Any], attrs: dict[str, Any], node: Node, ctx: Ctx) -> str:
+    lo, hi = _bound(attrs["min"], node), _bound(attrs["max"], node)
+    # torch.clamp wants at least one bound; with none (or only infinite ones on ints) it is a no-op
+    return a[0] if lo == hi == "None" else f"torch.clamp({a[0]}, min={lo}, max={hi})"
+
+
 def _axes(attrs: dict[str, Any], node: Node) -> str:
     rank = node.inputs[0].type.rank  # type: ignore[union-attr]
     axes = attrs["axes"] if attrs["axes"] is not None else tuple(range(rank))
@@ -159,7 +174,7 @@ RENDERERS: dict[str, Renderer] = {
        (("eq", "eq"), ("ne", "ne"), ("lt", "lt"), ("le", "le"), ("gt", "gt"), ("ge", "ge"),
         ("logical_and", "logical_and"), ("logical_or", "logical_or"))},
     "gelu": lambda a, at, n, c: f"F.gelu({a[0]}, approximate={at['approximate']!r})",
-    "clamp": lambda a, at, n, c: f"torch.clamp({a[0]}, min={number(at['min'])}, max={number(at['max'])})",
+    "clamp": _clamp,
     "where": lambda a, at, n, c: "torch.where({}, {}, {})".format(a[0], *_cast_operands(a[1:], n)),
     "cast": lambda a, at, n, c: f"{a[0]}.to({TORCH_DTYPES[at['dtype']]})",
     "sum": _reduce("torch.sum"),

@@ -119,6 +119,14 @@ def _value_label(title: str, value: Value) -> str:
     return f"<{html.escape(title)}<br/>{_small(str(value.type))}>"
 
 
+def _cluster_label(node: Node) -> str:
+    """`scan @rnn`; a fused group says what kind of kernel it is and which rules made it."""
+    label = node.op
+    if node.op == "fused":
+        label += f" {node.attrs.get('kind')} kernel ({node.attrs.get('rules')})"
+    return label + (f" @{node.name}" if node.name else "")
+
+
 def _edge_label(value: Value) -> str:
     producer = value.producer
     if producer is not None and len(producer.outputs) > 1:
@@ -211,8 +219,7 @@ class _DotWriter:
             target.node(node_id, _node_label(node), shape="box", style="rounded")
             return
         with target.subgraph(name=self._cluster_name()) as sub:
-            sub.attr(label=node.op + (f" @{node.name}" if node.name else ""), style="dashed",
-                     color="#4a6fa5")
+            sub.attr(label=_cluster_label(node), style="dashed", color="#4a6fa5")
             sub.node(node_id, _node_label(node), shape="box", style="bold")
             for r, region in enumerate(node.regions):
                 self._draw_region(sub, node, r, region)

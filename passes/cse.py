@@ -1,8 +1,8 @@
 """Common subexpression elimination: one node for each (op, inputs, attributes) computation.
 
 Scoped like SSA visibility: a node in a region may reuse an equal node of an enclosing scope
-defined before it, never one from inside another region. Random and side-effecting ops, and
-nodes with regions, are never merged.
+defined before it, never one from inside another region; a fused body is closed, so nothing
+outside it. Random and side-effecting ops, and nodes with regions, are never merged.
 """
 
 from __future__ import annotations
@@ -30,10 +30,12 @@ def _block(nodes: list[Node], scopes: list[_Scope], subst: Substitution) -> list
     for node in nodes:
         subst.apply_to_inputs(node)
         for region in node.regions:
-            scopes.append({})
-            region.nodes = _block(region.nodes, scopes, subst)
+            # a fused body is closed (it reads only its arguments): no reuse from outside it
+            inner = [] if node.op == "fused" else scopes
+            inner.append({})
+            region.nodes = _block(region.nodes, inner, subst)
             subst.apply_to_yield(region)
-            scopes.pop()
+            inner.pop()
         if not _mergeable(node):
             kept.append(node)
             continue

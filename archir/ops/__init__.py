@@ -3,6 +3,7 @@
 from archir.ops import (  # noqa: F401
     control,
     elementwise,
+    fusion,
     indexing,
     linalg,
     nn,

@@ -1,7 +1,8 @@
 """Generates readable PyTorch source for a graph: one `forward(p, *inputs)` function.
 
 Symbolic dims are read from the inputs' shapes at the top; `scan`, `cond` and `while` become
-Python `for`, `if` and `while` statements around their regions' code.
+Python `for`, `if` and `while` statements around their regions' code; a fused group, one nested
+function.
 """
 
 from __future__ import annotations
@@ -118,7 +119,8 @@ class _Emitter:
 
     # -- control flow -------------------------------------------------------------------------
     def control(self, node: Node, depth: int) -> None:
-        {"scan": self.scan, "cond": self.cond, "while": self.while_}[node.op](node, depth)
+        emit = {"scan": self.scan, "cond": self.cond, "while": self.while_, "fused": self.fused}
+        emit[node.op](node, depth)
 
     def _enter(self, region: Region, sources: Sequence[str], depth: int) -> list[str]:
         """Bind region args to `sources`, emit the body, return the yielded expressions."""
@@ -172,6 +174,23 @@ class _Emitter:
             self.emit(depth + 1, f"{', '.join(outs)} = {', '.join(results)}")
         for v, name in zip(node.outputs, outs, strict=True):
             self.names[v] = name
+
+    def fused(self, node: Node, depth: int) -> None:
+        """A fused group becomes one nested function: the kernel a backend would launch once."""
+        kernel = self.fresh("kernel")
+        body = node.regions[0]
+        params = [self.fresh("a") for _ in body.args]
+        for v, name in zip(body.args, params, strict=True):
+            self.names[v] = name
+        where = f" @{node.name}" if node.name else ""
+        self.emit(depth, f"# fused kernel: {node.attrs['kind']} ({node.attrs['rules']}){where}")
+        self.emit(depth, f"def {kernel}({', '.join(params)}):")
+        self.nodes(body.nodes, depth + 1)
+        self.emit(depth + 1, f"return ({', '.join(self.ref(v) for v in body.results)},)")
+        outs = [self.fresh() for _ in node.outputs]
+        for v, name in zip(node.outputs, outs, strict=True):
+            self.names[v] = name
+        self.emit(depth, f"{', '.join(outs)}, = {kernel}({', '.join(self.ref(v) for v in node.inputs)})")
 
     def while_(self, node: Node, depth: int) -> None:
         state = [self.fresh("w") for _ in node.inputs]

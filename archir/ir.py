@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -89,6 +89,9 @@ class Graph:
     outputs: list[Value]
     param_data: dict[str, np.ndarray] = field(default_factory=dict)
     loc: Location | None = None
+    # Analysis results that passes leave for later passes and backends (`memory_plan`); they are
+    # not part of the IR: the printer, parser and verifier ignore them.
+    annotations: dict[str, Any] = field(default_factory=dict)
 
     def walk(self) -> Iterator[Node]:
         """Every node, regions included, in schedule order (a node before its regions' nodes)."""

@@ -17,7 +17,7 @@ import numpy as np
 from archir.builder import user_location
 from archir.errors import ArchirError, BackendError
 from archir.ir import Graph
-from archir.signature import check_arguments
+from archir.signature import Signature
 
 
 @dataclass(slots=True)
@@ -46,10 +46,11 @@ class CompiledModule:
     def __init__(self, graph: Graph, report: CompileReport) -> None:
         self.graph = graph
         self.report = report
+        self.signature = Signature(graph)
 
     def __call__(self, *args: Any, **kwargs: Any) -> list[Any]:
         try:
-            arrays, bindings = check_arguments(self.graph, args, kwargs)
+            arrays, bindings = self.signature.check(args, kwargs)
         except ArchirError as err:
             raise err.with_context(loc=user_location()) from None  # the caller's line
         return self.run(arrays, bindings)

@@ -117,3 +117,48 @@ def _check_shape(arg: Value, array: Any, bindings: dict[str, int]) -> None:
         if want != size:
             raise ArgumentError(f"{_expected(arg)} but got shape {list(array.shape)}")
 
+
+
+class Signature:
+    """A graph's argument check prepared once, for backends called in a hot loop: the common case
+    (positional numpy arrays of the right types) costs a few comparisons; anything else, or any
+    mismatch, goes through `check_arguments`, which builds the precise error."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.inputs: list[tuple[np.dtype, tuple[int | str | None, ...]]] | None = []
+        for v in graph.inputs:
+            if not isinstance(v.type, TensorType):
+                self.inputs = None  # no fast path for non-tensor inputs
+                return
+            dims = tuple(_fast_dim(d) for d in v.type.shape)
+            self.inputs.append((v.type.dtype.numpy, dims))
+
+    def check(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[list[Any], dict[str, int]]:
+        fast = self._fast(args) if not kwargs else None
+        return fast if fast is not None else check_arguments(self.graph, args, kwargs)
+
+    def _fast(self, args: Sequence[Any]) -> tuple[list[Any], dict[str, int]] | None:
+        specs = self.inputs
+        if specs is None or len(args) != len(specs):
+            return None
+        bindings: dict[str, int] = {}
+        for a, (dtype, dims) in zip(args, specs, strict=True):
+            if type(a) is not np.ndarray or a.dtype != dtype or a.ndim != len(dims):
+                return None
+            for want, size in zip(dims, a.shape, strict=True):
+                if want is None:  # a compound expression such as T + 1: the full check decides
+                    return None
+                if isinstance(want, str):
+                    if bindings.setdefault(want, size) != size:
+                        return None
+                elif want != size:
+                    return None
+        return list(args), bindings
+
+
+def _fast_dim(dim: Any) -> int | str | None:
+    if isinstance(dim, int):
+        return dim
+    name = dim.as_symbol() if isinstance(dim, SymExpr) else None
+    return name

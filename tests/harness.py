@@ -41,16 +41,21 @@ def check_round_trip(graph: Graph) -> Graph:
     return parsed
 
 
+# Every op test also runs each compiling backend against the interpreter.
+BACKENDS = ("torch", "llvm")
+
+
 def run_op(op: str, *arrays: np.ndarray | None, **attrs: Any) -> Any:
     """Run one op on the interpreter (after the round trip); a single result comes back bare.
 
-    The torch backend runs the same graph and must agree with the interpreter: exactly for
+    Each backend of BACKENDS runs the same graph and must agree with the interpreter: exactly for
     integer and bool results; for floats within 1e-5 relative plus 1e-5 of the output's largest
     magnitude (accumulation order differs in contractions), 1e-2 for 16-bit floats."""
     graph = check_round_trip(single_op_graph(op, *arrays, **attrs))
     present = [a for a in arrays if a is not None]
     outputs = run(graph, *present)
-    check_backend_agrees(graph, present, outputs, "torch")
+    for backend in BACKENDS:
+        check_backend_agrees(graph, present, outputs, backend)
     return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
 

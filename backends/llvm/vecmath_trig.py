@@ -1,8 +1,9 @@
 """Branch-free sin and cos bodies for the LLVM backend, on f32 or f64 lanes.
 
 The argument is reduced by pi/2 in f64 with a three-part Cody-Waite split (exact products for
-|n| < 2^27, so accurate for |x| <= 2e8); beyond that, and for +-inf and NaN, the result is NaN.
-f32 then evaluates its short polynomials in f32. Coefficients: weighted minimax fits (see
+|n| < 2^27, so accurate for |x| <= 2e8); +-inf and NaN give NaN. Finite lanes beyond 2e8 are rare:
+when a vector holds one, a cold branch recomputes those lanes with libm's f64 sin/cos (which reduces
+exactly), so the hot path stays branch-free. f32 evaluates its short polynomials in f32. Coefficients: weighted minimax fits (see
 vecmath_exp.py) of (sin r - r) / r^3 and (cos r - 1 + r^2/2) / r^4 on |r| <= 1.01 pi/4.
 """
 
@@ -56,7 +57,39 @@ def _sin_cos_of_quadrant(mb: MathBuilder, x: ir.Value, offset: int) -> ir.Value:
     # Quadrants 2 and 3 negate: move bit 1 of q onto the sign bit.
     sign = mb.b.shl(mb.b.and_(quadrant, mb.iconst(2)), mb.iconst(mb.bits - 2))
     value = mb.from_bits(mb.b.xor(mb.to_bits(value), sign))
-    return mb.select(in_range, value, float("nan"))
+    value = mb.select(in_range, value, float("nan"))
+    return _huge_lanes_by_libm(mb, x, value, "llvm.cos" if offset else "llvm.sin")
+
+
+def _huge_lanes_by_libm(mb: MathBuilder, x: ir.Value, value: ir.Value, intrinsic: str) -> ir.Value:
+    """`value`, with finite lanes beyond REDUCTION_LIMIT recomputed by libm in a cold branch."""
+    b = mb.b
+    absx = mb.fabs(x)
+    huge = mb.both(mb.cmp(">", absx, REDUCTION_LIMIT), mb.cmp("<", absx, float("inf")))
+    any_huge = b.icmp_unsigned("!=", b.bitcast(huge, ir.IntType(mb.lanes)), ir.Constant(
+        ir.IntType(mb.lanes), 0)) if mb.lanes else huge
+    entry = b.block
+    cold = b.append_basic_block("huge_argument")
+    done = b.append_basic_block("reduced")
+    b.cbranch(any_huge, cold, done)
+    b.position_at_end(cold)
+    double = ir.DoubleType()
+    fn = b.module.declare_intrinsic(intrinsic, [double])
+    elem = double if mb.is_f64 else ir.FloatType()
+    slow = value
+    for lane in range(mb.lanes or 1):
+        xi = b.extract_element(x, ir.Constant(ir.IntType(32), lane)) if mb.lanes else x
+        yi = b.call(fn, [xi if mb.is_f64 else b.fpext(xi, double)])
+        yi = yi if mb.is_f64 else b.fptrunc(yi, elem)
+        slow = b.insert_element(slow, yi, ir.Constant(ir.IntType(32), lane)) if mb.lanes else yi
+    slow = mb.select(huge, slow, value)
+    b.branch(done)
+    cold_end = b.block
+    b.position_at_end(done)
+    merged = b.phi(mb.ty)
+    merged.add_incoming(value, entry)
+    merged.add_incoming(slow, cold_end)
+    return merged
 
 
 def sin(mb: MathBuilder, x: ir.Value) -> ir.Value:

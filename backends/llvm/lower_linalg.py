@@ -1,0 +1,223 @@
+"""Lowering of contractions and windowed ops: matmul and linear as GEMM calls (strided operands,
+so transposes are free), conv1d/conv2d as im2col into a scratch buffer plus GEMM per batch and
+group, and max/avg pooling as direct loops. Non-f32 contractions use a plain loop nest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from archir.backends.llvm.loops import (
+    Assign,
+    Binary,
+    Buffer,
+    Call,
+    Const,
+    Expr,
+    If,
+    Load,
+    Ptr,
+    Store,
+    dim_expr,
+    iadd,
+    imul,
+)
+from archir.backends.llvm.lower import Lowerer, View, compute_dtype, row_major, rule
+from archir.backends.llvm.lower_elementwise import broadcast_index, convert
+
+from archir.ir import Node
+from archir.symbolic import Dim, mul
+from archir.types import DType, broadcast_shapes
+
+
+@dataclass(frozen=True, slots=True)
+class Operand:
+    """A strided matrix inside a buffer: element (i, j) at offset + i * rows + j * cols."""
+
+    buffer: Buffer
+    offset: Expr
+    rows: Expr
+    cols: Expr
+
+    def at(self, i: Expr, j: Expr) -> Expr:
+        return iadd(self.offset, iadd(imul(i, self.rows), imul(j, self.cols)))
+
+
+def gemm(lw: Lowerer, m: Dim, n: Dim, k: Dim, a: Operand, b: Operand, c: Operand) -> None:
+    """c = a @ b; f32 goes to the packed GEMM kernel, other dtypes to a loop nest."""
+    dtype = c.buffer.dtype
+    if dtype == DType.f32 and a.buffer.dtype == b.buffer.dtype == DType.f32:
+        lw.emit(Call("gemm", [dim_expr(m), dim_expr(n), dim_expr(k), Ptr(a.buffer, a.offset), a.rows, a.cols,
+                              Ptr(b.buffer, b.offset), b.rows, b.cols, Ptr(c.buffer, c.offset), c.rows,
+                              Const(0)]))
+        return
+    acc_dtype = compute_dtype(dtype)
+    with lw.loop(m) as i, lw.loop(n) as j:
+        acc = lw.fresh("acc", acc_dtype, "local")
+        lw.emit(Assign(acc, Const(0.0 if acc_dtype.is_float else 0, acc_dtype)))
+        with lw.loop(k) as p:
+            x = convert(Load(a.buffer, a.at(i, p), compute_dtype(a.buffer.dtype)), acc_dtype)
+            y = convert(Load(b.buffer, b.at(p, j), compute_dtype(b.buffer.dtype)), acc_dtype)
+            lw.emit(Assign(acc, Binary("add", acc, Binary("mul", x, y, acc_dtype), acc_dtype),
+                           reduction=acc_dtype.is_float))
+        lw.emit(Store(c.buffer, c.at(i, j), acc))
+
+
+def matmul_into(lw: Lowerer, a: View, b: View, out: View) -> None:
+    """out = a @ b with numpy semantics (1-D operands, broadcast batch dims)."""
+    if a.rank == 1:
+        a = a.with_layout((1, a.shape[0]), (0, a.strides[0]))
+    if b.rank == 1:
+        b = b.with_layout((b.shape[0], 1), (b.strides[0], 0))
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    batch = broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    full = out.with_layout((*batch, m, n), row_major((*batch, m, n)))
+    with lw.loops(batch) as idx:
+        zero: list[Expr] = [Const(0), Const(0)]
+        a_batch = a.with_layout(a.shape[:-2], a.strides[:-2])
+        b_batch = b.with_layout(b.shape[:-2], b.strides[:-2])
+        a_off = a.index([*broadcast_index(a_batch, batch, idx), *zero])
+        b_off = b.index([*broadcast_index(b_batch, batch, idx), *zero])
+        c_off = full.index([*idx, *zero])
+        gemm(lw, m, n, k,
+             Operand(a.buffer, a_off, dim_expr(a.strides[-2]), dim_expr(a.strides[-1])),
+             Operand(b.buffer, b_off, dim_expr(b.strides[-2]), dim_expr(b.strides[-1])),
+             Operand(full.buffer, c_off, dim_expr(n), Const(1)))
+
+
+@rule("matmul")
+def _matmul(lw: Lowerer, node: Node) -> None:
+    a, b = lw.view(node.inputs[0]), lw.view(node.inputs[1])
+    out = lw.result(node.outputs[0])
+    if a.dtype != out.dtype:
+        a = _cast_copy(lw, a, out.dtype)
+    if b.dtype != out.dtype:
+        b = _cast_copy(lw, b, out.dtype)
+    matmul_into(lw, a, b, out)
+
+
+def _cast_copy(lw: Lowerer, view: View, dtype: DType) -> View:
+    out = lw.temp(dtype, view.shape)
+    with lw.loops(view.shape) as idx:
+        lw.emit(out.store(idx, convert(view.load(idx), compute_dtype(dtype))))
+    return out
+
+
+def add_bias(lw: Lowerer, out: View, bias: View, axis: int) -> None:
+    """out[..., c, ...] += bias[c] along `axis`, in place."""
+    dt = compute_dtype(out.dtype)
+    with lw.loops(out.shape) as idx:
+        value = Binary("add", out.load(idx), convert(bias.load([idx[axis]]), dt), dt)
+        lw.emit(out.store(idx, value))
+
+
+@rule("linear")
+def _linear(lw: Lowerer, node: Node) -> None:
+    x, w = lw.view(node.inputs[0]), lw.view(node.inputs[1])
+    out = lw.result(node.outputs[0])
+    if x.dtype != out.dtype:
+        x = _cast_copy(lw, x, out.dtype)
+    if w.dtype != out.dtype:
+        w = _cast_copy(lw, w, out.dtype)
+    w_t = w.with_layout((w.shape[1], w.shape[0]), (w.strides[1], w.strides[0]))
+    matmul_into(lw, x, w_t, out)
+    if len(node.inputs) > 2 and node.inputs[2] is not None:
+        add_bias(lw, out, lw.view(node.inputs[2]), out.rank - 1)
+
+
+# -- convolution -------------------------------------------------------------------------------
+def _spatial(node: Node, nd: int) -> tuple[list[int], list[int], list[int]]:
+    stride = list(node.attrs.get("stride") or node.attrs.get("kernel"))
+    padding = list(node.attrs["padding"])
+    dilation = list(node.attrs.get("dilation", (1,) * nd))
+    return stride, padding, dilation
+
+
+def _window_position(o: Expr, k: Expr, stride: int, pad: int, dilation: int) -> Expr:
+    return iadd(iadd(imul(o, Const(stride)), Const(-pad)), imul(k, Const(dilation)))
+
+
+def _inside(positions: Sequence[Expr], sizes: Sequence[Dim], padding: Sequence[int]) -> Expr | None:
+    conds: list[Expr] = []
+    for pos, size, pad in zip(positions, sizes, padding, strict=True):
+        if pad:
+            conds.append(Binary("ge", pos, Const(0), DType.bool))
+            conds.append(Binary("lt", pos, dim_expr(size), DType.bool))
+    if not conds:
+        return None
+    cond = conds[0]
+    for c in conds[1:]:
+        cond = Binary("and", cond, c, DType.bool)
+    return cond
+
+
+@rule("conv1d", "conv2d")
+def _conv(lw: Lowerer, node: Node) -> None:
+    x, w = lw.view(node.inputs[0]), lw.materialize(lw.view(node.inputs[1]))
+    out = lw.result(node.outputs[0])
+    if x.dtype != out.dtype:
+        x = _cast_copy(lw, x, out.dtype)
+    if w.dtype != out.dtype:
+        w = _cast_copy(lw, w, out.dtype)
+    nd = x.rank - 2
+    stride, padding, dilation = _spatial(node, nd)
+    groups = node.attrs["groups"]
+    channels, out_channels = x.shape[1], w.shape[0]
+    per_group = channels // groups if isinstance(channels, int) else w.shape[1]
+    out_per_group = out_channels // groups
+    kernel, positions = list(w.shape[2:]), list(out.shape[2:])
+    taps = mul(per_group, math.prod(kernel))
+    count: Dim = 1
+    for p in positions:
+        count = mul(count, p)
+    cols = lw.temp(out.dtype, (taps, count))
+    tap_strides = [mul(s, count) for s in row_major((per_group, *kernel))]
+    col_grid = cols.with_layout((per_group, *kernel, *positions), (*tap_strides, *row_major(positions)))
+    with lw.loop(x.shape[0]) as n, lw.loop(groups) as g:
+        with lw.loops(col_grid.shape) as idx:
+            c, ks, os_ = idx[0], idx[1:1 + nd], idx[1 + nd:]
+            pos = [_window_position(o, k, s, p, d)
+                   for o, k, s, p, d in zip(os_, ks, stride, padding, dilation, strict=True)]
+            channel = iadd(imul(g, Const(per_group)), c)
+            load = x.load([n, channel, *pos])
+            inside = _inside(pos, x.shape[2:], padding)
+            if inside is None:
+                lw.emit(col_grid.store(idx, load))
+            else:
+                zero = Const(0.0, compute_dtype(out.dtype)) if out.dtype.is_float else Const(0, out.dtype)
+                lw.emit(If(inside, [col_grid.store(idx, load)], [col_grid.store(idx, zero)]))
+        w_off = imul(g, dim_expr(mul(out_per_group, taps)))
+        c_off = iadd(imul(n, dim_expr(mul(out_channels, count))),
+                     imul(g, dim_expr(mul(out_per_group, count))))
+        gemm(lw, out_per_group, count, taps,
+             Operand(w.buffer, iadd(w.offset, w_off), dim_expr(taps), Const(1)),
+             Operand(cols.buffer, Const(0), dim_expr(count), Const(1)),
+             Operand(out.buffer, iadd(out.offset, c_off), dim_expr(count), Const(1)))
+    if len(node.inputs) > 2 and node.inputs[2] is not None:
+        add_bias(lw, out, lw.view(node.inputs[2]), 1)
+
+
+# -- pooling -----------------------------------------------------------------------------------
+@rule("max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d")
+def _pool(lw: Lowerer, node: Node) -> None:
+    x = lw.view(node.inputs[0])
+    out = lw.result(node.outputs[0])
+    nd = x.rank - 2
+    kernel = list(node.attrs["kernel"])
+    stride, padding, _ = _spatial(node, nd)
+    is_max = node.op.startswith("max")
+    dt = compute_dtype(out.dtype)
+    with lw.loops(out.shape) as idx:
+        acc = lw.fresh("acc", dt, "local")
+        lw.emit(Assign(acc, Const(-math.inf if is_max else 0.0, dt)))
+        with lw.loops(kernel) as ks:
+            pos = [_window_position(o, k, s, p, 1)
+                   for o, k, s, p in zip(idx[2:], ks, stride, padding, strict=True)]
+            value = x.load([idx[0], idx[1], *pos])
+            update = Assign(acc, Binary("fmax" if is_max else "add", acc, value, dt))
+            inside = _inside(pos, x.shape[2:], padding)
+            lw.emit(update if inside is None else If(inside, [update]))
+        result: Expr = acc if is_max else Binary("div", acc, Const(float(math.prod(kernel)), dt), dt)
+        lw.emit(out.store(idx, result))

@@ -1,0 +1,193 @@
+"""The llvm backend's compiled module: one native entry point per graph, called once per run.
+
+Arguments are checked (archir.signature) before the call; outputs are numpy arrays allocated
+here, temporaries live in one arena cached per set of run-time dims, weights are passed by
+pointer (never baked into code), so the object code is cached on disk by graph text alone.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from archir.backends.llvm import build, cache
+from archir.backends.llvm.codegen import ALIGN
+from archir.backends.llvm.loops import Program
+
+from archir.backend import CompiledModule, CompileReport, register_backend
+from archir.errors import ArchirError, BackendError
+from archir.ir import Graph
+from archir.printer import print_graph
+from archir.symbolic import Dim, evaluate, parse_dim
+from archir.types import DType, TensorType
+
+_ENTRY_TYPE = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p),
+                               ctypes.POINTER(ctypes.c_int64))
+
+
+@dataclass(slots=True)
+class NativeLayout:
+    """What the Python side must know of the native code: dims order, arena, error messages."""
+
+    symbols: list[str]
+    temps: list[tuple[DType, Dim]]
+    errors: list[str]
+
+    @staticmethod
+    def of(program: Program) -> NativeLayout:
+        return NativeLayout(list(program.symbols), [(t.dtype, t.size) for t in program.temps],
+                            list(program.errors))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"symbols": self.symbols, "errors": self.errors,
+                "temps": [[d.value, str(s)] for d, s in self.temps]}
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> NativeLayout:
+        temps = [(DType(d), parse_dim(s)) for d, s in data["temps"]]
+        return NativeLayout(list(data["symbols"]), temps, list(data["errors"]))
+
+    def arena_bytes(self, bindings: dict[str, int]) -> int:
+        total = 0
+        for dtype, size in self.temps:
+            total += (evaluate(size, bindings) * dtype.itemsize + ALIGN - 1) // ALIGN * ALIGN
+        return total
+
+
+@dataclass(slots=True)
+class _CallFrame:
+    arena: np.ndarray
+    shapes: list[tuple[tuple[int, ...], np.dtype]]
+    pointers: Any  # ctypes array of void*: inputs, params, outputs, arena
+    dims: Any  # ctypes array of int64
+    first_output: int
+
+
+class LLVMModule(CompiledModule):
+    """A graph compiled to native code for this CPU."""
+
+    def __init__(self, graph: Graph, code: bytes, layout: NativeLayout, *, key: str,
+                 options: dict[str, Any], report: CompileReport) -> None:
+        super().__init__(graph, report)
+        missing = [p.name for p in graph.params if p.name not in graph.param_data]
+        if missing:
+            raise BackendError(f"parameters without data: {', '.join(missing)}",
+                               hint="load or initialise the weights before compiling")
+        self.code = code
+        self.layout = layout
+        self.key = key
+        self.options = options
+        self._loaded = build.load_object(code)
+        self._entry = _ENTRY_TYPE(self._loaded.address)
+        self.params = [np.ascontiguousarray(graph.param_data[p.name]) for p in graph.params]
+        self._frames: dict[tuple[int, ...], _CallFrame] = {}
+
+    def _call_frame(self, dims: tuple[int, ...], bindings: dict[str, int]) -> _CallFrame:
+        """Per set of dim sizes: output shapes, the arena, and the argument array with the param
+        and arena pointers already filled in (a call only writes inputs and outputs)."""
+        frame = self._frames.get(dims)
+        if frame is None:
+            arena = np.empty(self.layout.arena_bytes(bindings) + ALIGN, np.uint8)
+            address = arena.ctypes.data
+            shapes = []
+            for v in self.graph.outputs:
+                t = v.type
+                assert isinstance(t, TensorType)
+                shapes.append((t.concrete_shape(bindings), t.dtype.numpy))
+            n_in = len(self.graph.inputs)
+            pointers = (ctypes.c_void_p * (n_in + len(self.params) + len(shapes) + 1))()
+            for i, p in enumerate(self.params):
+                pointers[n_in + i] = p.ctypes.data
+            pointers[len(pointers) - 1] = address + (-address) % ALIGN
+            dims_array = (ctypes.c_int64 * max(1, len(dims)))(*dims)
+            frame = _CallFrame(arena, shapes, pointers, dims_array, n_in + len(self.params))
+            self._frames[dims] = frame
+        return frame
+
+    def run(self, arrays: list[Any], bindings: dict[str, int]) -> list[Any]:
+        as_torch = any(type(a) is not np.ndarray for a in arrays)
+        inputs = [np.ascontiguousarray(_numpy(a)) for a in arrays]
+        dims = tuple(bindings[s] for s in self.layout.symbols)
+        frame = self._call_frame(dims, bindings)
+        outputs = [np.empty(shape, dtype) for shape, dtype in frame.shapes]
+        pointers = frame.pointers
+        for i, a in enumerate(inputs):
+            pointers[i] = _address(a)
+        for i, o in enumerate(outputs):
+            pointers[frame.first_output + i] = _address(o)
+        status = self._entry(pointers, frame.dims)
+        if status:
+            raise ArchirError(self.layout.errors[status - 1])
+        if as_torch:
+            import torch
+
+            return [torch.from_numpy(o) for o in outputs]
+        return outputs
+
+    def write_artifact(self, directory: Any) -> list[Any]:
+        from archir.backends.llvm.artifact import write_artifact
+
+        return write_artifact(self, directory)
+
+
+def _address(a: np.ndarray) -> int:
+    """The data pointer of a contiguous array; `ctypes.c_char.from_buffer` is several times cheaper
+    than `a.ctypes.data`, which matters for small graphs called in a loop. Read-only and empty
+    arrays take the slower way."""
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(a))
+    except (TypeError, ValueError, BufferError):
+        return a.ctypes.data
+
+
+def _numpy(a: Any) -> np.ndarray:
+    if isinstance(a, np.ndarray):
+        return a
+    tensor = a.detach().cpu()
+    if str(tensor.dtype) == "torch.bfloat16":
+        import ml_dtypes
+        import torch
+
+        return tensor.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    return tensor.numpy()
+
+
+def compile_llvm(graph: Graph, *, opt: int = 3, use_cache: bool = True, **_: Any) -> LLVMModule:
+    """Compile `graph` for this CPU (or load it from the disk cache)."""
+    started = time.perf_counter()
+    options = {"opt": opt}
+    key = cache.cache_key(print_graph(graph), options)
+    hit = cache.load(key) if use_cache else None
+    if hit is not None:
+        layout, code = NativeLayout.from_json(hit[0]), hit[1]
+        note = "object code: disk cache hit"
+    else:
+        layout, code = _compile(graph, opt)
+        if use_cache:
+            cache.store(key, layout.to_json(), code)
+        note = "object code: compiled"
+    report = CompileReport("llvm", kernels=1, extern_calls=[], notes=[note])
+    module = LLVMModule(graph, code, layout, key=key, options=options, report=report)
+    report.arena_bytes = 0
+    report.notes.append(f"compile time: {time.perf_counter() - started:.3f} s")
+    return module
+
+
+def _compile(graph: Graph, opt: int) -> tuple[NativeLayout, bytes]:
+    from archir.backends.llvm.lower import lower_graph
+
+    try:
+        program = lower_graph(graph)
+        optimised = build.optimise(build.llvm_module(program), opt)
+    except ArchirError:
+        raise
+    except Exception as err:  # a bug in this backend: say so with the graph it happened on
+        what = f"{type(err).__name__}: {err}"
+        raise BackendError(f"llvm backend failed on graph @{graph.name}: {what}") from err
+    return NativeLayout.of(program), build.emit_object(optimised, opt)
+
+
+register_backend("llvm", compile_llvm)

@@ -7,9 +7,11 @@ arrays or torch tensors; it checks the arguments against the graph's signature f
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -77,6 +79,32 @@ _loaded = False
 
 def register_backend(name: str, compile_fn: BackendFn) -> None:
     _BACKENDS[name] = compile_fn
+
+
+LoadFn = Callable[[Any], CompiledModule]
+_LOADERS: dict[str, LoadFn] = {}
+
+
+def register_loader(name: str, load_fn: LoadFn) -> None:
+    """How backend `name` loads an artifact directory it wrote (`archir.load`)."""
+    _LOADERS[name] = load_fn
+
+
+def load(directory: Any) -> CompiledModule:
+    """A compiled module from an artifact directory written by `archir compile -o DIR` (or a
+    module's `write_artifact`), without recompiling; its manifest.json names the backend."""
+    manifest_path = Path(directory) / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError) as err:
+        raise BackendError(f"{manifest_path}: not a readable archir artifact manifest ({err})",
+                           hint="write one with `archir compile MODEL --backend llvm -o DIR`") from None
+    backend = manifest.get("backend") if isinstance(manifest, dict) else None
+    _load_plugins()
+    if backend not in _LOADERS:
+        raise BackendError(f"{manifest_path}: backend {backend!r} has no artifact loader",
+                           hint="torch artifacts are Python code: import the generated model.py")
+    return _LOADERS[backend](directory)
 
 
 def _load_plugins() -> None:

@@ -35,6 +35,7 @@ def write_artifact(module: LLVMModule, directory: str | Path) -> list[Path]:
     target = host_target()
     manifest.write_text(json.dumps({
         "format": FORMAT,
+        "backend": "llvm",
         "graph": print_graph(module.graph),
         "params": [{"name": p.name, "dtype": p.type.dtype.value} for p in module.graph.params],  # type: ignore[union-attr]
         "target": {"triple": target.triple, "cpu": target.cpu, "features": target.features},

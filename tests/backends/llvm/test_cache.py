@@ -78,6 +78,16 @@ def test_artifact_round_trip(tmp_path, cache_dir):
     _agrees(loaded, graph)
 
 
+def test_archir_load_finds_the_backend_from_the_manifest(tmp_path, cache_dir):
+    import archir
+
+    graph = _graph(scale=3.0)
+    compile_llvm(graph).write_artifact(tmp_path / "art")
+    _agrees(archir.load(tmp_path / "art"), graph)
+    with pytest.raises(BackendError, match="not a readable archir artifact"):
+        archir.load(tmp_path / "nothing-here")
+
+
 def test_artifact_for_another_cpu_is_refused(tmp_path, cache_dir):
     compile_llvm(_graph()).write_artifact(tmp_path / "art")
     manifest_path = tmp_path / "art" / "manifest.json"

@@ -39,6 +39,11 @@ def __getattr__(name: str) -> Any:
 
     if name == "nn":
         return importlib.import_module("archir.frontends.dsl")
+    if name in ("compile", "load"):  # compile(graph, backend) and load(artifact_dir)
+        backend = importlib.import_module("archir.backend")
+        return backend.compile_graph if name == "compile" else backend.load
+    if name in ("from_torch", "from_export"):  # the torch frontend; imports torch on first use
+        return getattr(importlib.import_module("archir.frontends.torch"), name)
     dsl = importlib.import_module("archir.frontends.dsl")
     if name in ("model", "Module", "Parameter", "Tensor"):
         return getattr(dsl, name)

@@ -1,5 +1,5 @@
 """The `archir` command: dump (with passes and pictures), verify, the op, pass and backend lists;
-`run`/`compile` live in cli_run.py and `zoo` in cli_zoo.py.
+`run`/`compile` live in cli_run.py, `zoo` in cli_zoo.py and `import-torch` in cli_torch.py.
 
 User mistakes end as one `archir: error: ...` (or `file:line:col: error: ...`) message on stderr and
 exit status 1 (2 for usage errors), never a traceback.
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from archir import cli_run, cli_zoo, dot, serialize
+from archir import cli_run, cli_torch, cli_zoo, dot, report, serialize
 from archir.backend import available_backends
 from archir.errors import ArchirError
 from archir.ir import Graph
@@ -30,10 +30,16 @@ def _dump(args: argparse.Namespace) -> int:
     graph = load_model(args.model)
     print_after = {"all"} if args.print_after_all else _split_names(args.after)
     manager = PassManager(args.pipeline, print_after=print_after, out=sys.stdout)
+    before = report.copy_graph(graph) if args.report else None
     graph = manager.run(graph)
     if args.timings:
         print(manager.timing_report(), file=sys.stderr)
-    if args.format == "text":
+    if before is not None:
+        sizes = report.report_sizes(before, args.model, args.sizes)
+        figures = report.Report(graph.name, sizes, args.pipeline, report.graph_figures(before, sizes),
+                                report.graph_figures(graph, sizes))
+        sys.stdout.write(report.format_report(figures))
+    elif args.format == "text":
         _emit_text(graph, args.output)
     elif args.format == "dot" and args.output is None:
         sys.stdout.write(dot.to_dot(graph).source)
@@ -119,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="archir", description="archir: a compiler for "
                                      "neural-network architectures.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    model_help = "model.air, or model.py:NAME (a Graph, a model, or a function returning one)"
+    model_help = ("model.air, or model.py:NAME or pkg.module:NAME (a Graph, a model, a function "
+                  "returning one, or a torch model (module, example_inputs[, dynamic_shapes]))")
 
     dump = sub.add_parser("dump", help="print a model's IR, after a pass pipeline, as text or a picture")
     dump.add_argument("model", metavar="MODEL", help=model_help)
@@ -133,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("-o", "--output", metavar="OUT",
                       help="output file (svg/png default to <graph name>.<format>)")
     dump.add_argument("--timings", action="store_true", help="report pass times on stderr")
+    dump.add_argument("--report", action="store_true", help="print kernels, bytes moved, arena vs naive "
+                      "and fusion rules before/after the pipeline instead of the IR")
+    dump.add_argument("--sizes", metavar="B=1,T=8", help="sizes of symbolic dims for --report "
+                      "(default: the zoo's first sizes for an examples/ model)")
     dump.set_defaults(handler=_dump)
 
     check = sub.add_parser("verify", help="check that a graph file is well formed")
@@ -141,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_run.add_parsers(sub, model_help)
     cli_zoo.add_parsers(sub)
+    cli_torch.add_parsers(sub)
     sub.add_parser("ops", help="list the ops").set_defaults(handler=_ops)
     sub.add_parser("passes", help="list the passes and pipeline aliases").set_defaults(handler=_passes)
     sub.add_parser("backends", help="list the available backends").set_defaults(handler=_backends)

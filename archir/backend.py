@@ -90,6 +90,29 @@ def register_loader(name: str, load_fn: LoadFn) -> None:
     _LOADERS[name] = load_fn
 
 
+EmitFn = Callable[[Graph, str], str]
+_EMITTERS: dict[str, tuple[EmitFn, tuple[str, ...]]] = {}
+
+
+def register_emitter(name: str, emit_fn: EmitFn, stages: tuple[str, ...]) -> None:
+    """How backend `name` shows its intermediate forms (`archir dump --backend B --emit STAGE`)."""
+    _EMITTERS[name] = (emit_fn, stages)
+
+
+def emit(graph: Graph, backend: str, stage: str | None = None) -> str:
+    """The text of `backend`'s `stage` for `graph` (the backend's first stage by default)."""
+    _load_plugins()
+    if backend not in _EMITTERS:
+        known = ", ".join(f"{b} ({'|'.join(st)})" for b, (_, st) in sorted(_EMITTERS.items()))
+        raise BackendError(f"backend '{backend}' shows no intermediate stages", hint=f"these do: {known}")
+    emit_fn, stages = _EMITTERS[backend]
+    if stage is None:
+        stage = stages[0]
+    if stage not in stages:
+        raise BackendError(f"backend '{backend}' has no stage '{stage}'", hint=f"stages: {', '.join(stages)}")
+    return emit_fn(graph, stage)
+
+
 def load(directory: Any) -> CompiledModule:
     """A compiled module from an artifact directory written by `archir compile -o DIR` (or a
     module's `write_artifact`), without recompiling; its manifest.json names the backend."""
@@ -107,12 +130,18 @@ def load(directory: Any) -> CompiledModule:
     return _LOADERS[backend](directory)
 
 
+_BROKEN: dict[str, str] = {}  # plugin name -> why it failed to import
+
+
 def _load_plugins() -> None:
     global _loaded
     if not _loaded:
         _loaded = True
         for entry in entry_points(group="archir.backends"):
-            entry.load()
+            try:
+                entry.load()
+            except Exception as err:  # one broken plugin must not take the other backends down
+                _BROKEN[entry.name] = f"{type(err).__name__}: {err}"
 
 
 def available_backends() -> list[str]:
@@ -122,6 +151,8 @@ def available_backends() -> list[str]:
 
 def compile_graph(graph: Graph, backend: str = "interp", **options: Any) -> CompiledModule:
     _load_plugins()
+    if backend in _BROKEN and backend not in _BACKENDS:
+        raise BackendError(f"backend '{backend}' failed to load: {_BROKEN[backend]}")
     if backend not in _BACKENDS:
         raise BackendError(f"unknown backend '{backend}'",
                            hint=f"available backends: {', '.join(available_backends())}")

@@ -39,6 +39,8 @@ def _dump(args: argparse.Namespace) -> int:
         figures = report.Report(graph.name, sizes, args.pipeline, report.graph_figures(before, sizes),
                                 report.graph_figures(graph, sizes))
         sys.stdout.write(report.format_report(figures))
+    elif args.emit or args.backend:
+        _emit_backend_stage(graph, args)
     elif args.format == "text":
         _emit_text(graph, args.output)
     elif args.format == "dot" and args.output is None:
@@ -48,6 +50,19 @@ def _dump(args: argparse.Namespace) -> int:
         dot.write_picture(graph, path, args.format)
         print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def _emit_backend_stage(graph: Graph, args: argparse.Namespace) -> None:
+    from archir.backend import emit
+
+    if not args.backend:
+        raise ArchirError("--emit needs --backend", hint="e.g. --backend llvm --emit asm")
+    text = emit(graph, args.backend, args.emit)
+    if args.output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}", file=sys.stderr)
 
 
 def _split_names(groups: Sequence[str] | None) -> set[str]:
@@ -139,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("--format", choices=("text", *dot.PICTURE_FORMATS), default="text")
     dump.add_argument("-o", "--output", metavar="OUT",
                       help="output file (svg/png default to <graph name>.<format>)")
+    dump.add_argument("--backend", metavar="B", help="show what backend B makes of the graph (with --emit)")
+    dump.add_argument("--emit", metavar="STAGE",
+                      help="a backend stage: llvm: loops|llvm|asm; torch: python (default: the first)")
     dump.add_argument("--timings", action="store_true", help="report pass times on stderr")
     dump.add_argument("--report", action="store_true", help="print kernels, bytes moved, arena vs naive "
                       "and fusion rules before/after the pipeline instead of the IR")

@@ -82,6 +82,15 @@ def test_dump_runs_canonicalize_by_default(capsys, net_air):
         assert f"# IR after {name}" in out
 
 
+def test_dump_backend_stages(capsys, net_air):
+    code, out, _ = cli(capsys, "dump", net_air, "--backend", "torch", "--emit", "python")
+    assert code == 0 and "def forward(p" in out
+    code, out, _ = cli(capsys, "dump", net_air, "--backend", "llvm", "--emit", "loops")
+    assert code == 0 and out.startswith("func @") and "kernel " in out
+    code, _, err = cli(capsys, "dump", net_air, "--backend", "llvm", "--emit", "nope")
+    assert code == 1 and "has no stage 'nope'" in err
+
+
 def test_dump_after_named_passes(capsys, net_air, toy_passes):
     code, out, _ = cli(capsys, "dump", net_air, "--pipeline", "t-rename,t-keep", "--after", "t-keep")
     assert code == 0 and re.findall(r"^# IR after (\S+)", out, flags=re.M) == ["t-keep"]

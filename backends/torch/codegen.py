@@ -32,6 +32,7 @@ class _Emitter:
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
         self.names: dict[Value, str] = {}
+        self.input_names: set[str] = set()
         self.lines: list[str] = []
         self.counter = 0
         self.device = "dev"
@@ -40,6 +41,9 @@ class _Emitter:
     def fresh(self, prefix: str = "v") -> str:
         name = f"{prefix}{self.counter}"
         self.counter += 1
+        while name in self.input_names:  # an input called v0 keeps its name; temporaries move on
+            name = f"{prefix}{self.counter}"
+            self.counter += 1
         return name
 
     def ref(self, v: Value) -> str:
@@ -70,6 +74,7 @@ class _Emitter:
                 name = f"in_{name}"
             self.names[v] = name
             args.append(name)
+        self.input_names = set(args)
         self.emit(0, f"def forward(p, {', '.join(args)}):" if args else "def forward(p):")
         self._bind_symbols()
         device_source = args[0] if args else (f"p[{g.params[0].name!r}]" if g.params else None)

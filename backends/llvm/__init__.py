@@ -9,8 +9,9 @@ from archir.backends.llvm.inspect import emit
 from archir.backends.llvm.module import LLVMModule, compile_llvm
 from archir.backends.llvm.threads import get_threads, set_threads
 
-from archir.backend import register_loader
+from archir.backend import register_emitter, register_loader
 
 register_loader("llvm", load)
+register_emitter("llvm", emit, ("loops", "llvm", "asm"))
 
 __all__ = ["LLVMModule", "compile_llvm", "emit", "get_threads", "load", "set_threads"]

@@ -48,7 +48,7 @@ def block():
     return Block().eval()
 
 
-@pytest.mark.parametrize("backend", [pytest.param("interp", marks=pytest.mark.slow), "torch"])
+@pytest.mark.parametrize("backend", [pytest.param("interp", marks=pytest.mark.slow), "torch", "llvm"])
 def test_block_matches_eager_at_several_sizes(block, backend):
     # The second size makes dynamo recompile with symbolic batch and length (automatic dynamic).
     fn = compiled(block, backend=backend)

@@ -60,7 +60,7 @@ def worst(got, want) -> float:
     return max(errors)
 
 
-@pytest.mark.parametrize("backend", ["interp", "torch"])
+@pytest.mark.parametrize("backend", ["interp", "torch", "llvm"])
 @pytest.mark.parametrize("name", cases(torch_hf.MODELS))
 def test_imported_model_matches_eager(name, backend):
     module, args, _ = model(name)

@@ -19,7 +19,7 @@ def check_structure(graph) -> str:
     return text
 
 
-def max_errors(graph, module, inputs: list[torch.Tensor], backends=("interp", "torch")) -> dict:
+def max_errors(graph, module, inputs: list[torch.Tensor], backends=("interp", "torch", "llvm")) -> dict:
     """The largest |archir - eager| per backend over every output."""
     with torch.no_grad():
         ref = module(*inputs)

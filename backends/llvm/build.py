@@ -21,12 +21,19 @@ def externals(module: ir.Module, name: str) -> ir.Function:
 
         existing = module.globals.get("archir_gemm")
         return existing if isinstance(existing, ir.Function) else gemm_function(module, "archir_gemm")
+    if name.startswith("gemm_param."):  # B is a parameter's matrix: packed once, kept by the module
+        from archir.backends.llvm.gemm_prepack import param_gemm_function
+
+        return param_gemm_function(module, name.removeprefix("gemm_param."))
     raise KeyError(f"unknown runtime function {name}")
 
 
 def llvm_module(program: Program) -> ir.Module:
     module = create_module(f"archir_{program.name}")
     generate(module, program, externals)
+    from archir.backends.llvm.gemm_prepack import release_function
+
+    release_function(module)  # frees the packed weights; LLVMModule calls it when collected
     return module
 
 

@@ -17,9 +17,11 @@ from archir.backends.llvm.gemm_kernel import (
     build_pack_b,
     default_blocking,
 )
+from archir.backends.llvm.gemm_prepack import SkinnyGemm
 from archir.backends.llvm.ir_loops import (
     F32,
     F32_PTR,
+    I1,
     I8_PTR,
     I32,
     I64,
@@ -39,7 +41,7 @@ from llvmlite import ir
 SERIAL_LIMIT = 1 << 18  # M*N*K below which waking the pool costs more than it saves
 STACK_B_FLOATS = 1 << 14  # packed-B buffers up to 64 KiB live on the stack, larger ones are malloc'd
 BASE_ARGS = ["M", "N", "K", "A", "rsA", "csA", "B", "rsB", "csB", "C", "rsC"]
-LOOP_FIELDS = ["beta", "last", "Bp", "jc", "nc", "pc", "kc", "mc", "nsplit"]
+LOOP_FIELDS = ["beta", "last", "Bp", "jc", "nc", "pc", "kc", "mc", "nsplit", "Ap"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +68,14 @@ def _as_epilogue(epilogue: Epilogue | Callable[..., ir.Value] | None) -> Epilogu
 class _GemmBuilder:
     """Builds the driver, the two parallel tasks and the kernels of one GEMM function."""
 
-    def __init__(self, module: ir.Module, name: str, epilogue: Epilogue | None, blk: GemmBlocking) -> None:
+    def __init__(self, module: ir.Module, name: str, epilogue: Epilogue | None, blk: GemmBlocking,
+                 prepacked_b: bool = False) -> None:
         self.m, self.name, self.blk, self.epilogue = module, name, blk, epilogue
+        self.prepacked_b = prepacked_b  # B is already in pack_b_function's layout: never pack it
         extra = list(epilogue.arg_types) if epilogue else []
         base_types = [I64, I64, I64, F32_PTR, I64, I64, F32_PTR, I64, I64, F32_PTR, I64]
         self.fields = BASE_ARGS + LOOP_FIELDS + [f"extra{i}" for i in range(len(extra))]
-        loop_types = [I64, I64, F32_PTR] + [I64] * 6
+        loop_types = [I64, I64, F32_PTR] + [I64] * 6 + [F32_PTR]
         self.ctx_type = ir.LiteralStructType(base_types + loop_types + extra)
         self.fn = ir.Function(module, ir.FunctionType(VOID, [*base_types, I32, *extra]), name)
         self.n_extra = len(extra)
@@ -93,6 +97,7 @@ class _GemmBuilder:
         build_pack_a(self.pack_a, self.blk)
         build_pack_b(self.pack_b, self.blk)
         MicroKernel(self.ukernel, self.blk, self.epilogue.emit if self.epilogue else None).build()
+        self.skinny = SkinnyGemm(self) if self.prepacked_b else None
         self._build_pack_b_task()
         self._build_compute_task()
         self._build_driver()
@@ -153,7 +158,10 @@ class _GemmBuilder:
             col_in_block = b.mul(jp, i64(nr))
             col = b.add(f["jc"], col_in_block)
             nvalid = smin(b, i64(nr), b.sub(f["nc"], col_in_block))
-            b_panel = b.gep(f["Bp"], [b.mul(col_in_block, f["kc"])])
+            if self.prepacked_b:  # whole-K panels: panel p at p * K * nr, k block pc at pc * nr inside
+                b_panel = b.gep(f["Bp"], [b.add(b.mul(col, f["K"]), b.mul(f["pc"], i64(nr)))])
+            else:
+                b_panel = b.gep(f["Bp"], [b.mul(col_in_block, f["kc"])])
             with counted_loop(b, 0, mc, step=mr, name="ir") as row_in_block:
                 row = b.add(ic, row_in_block)
                 a_panel = b.gep(a_packed, [b.mul(row_in_block, f["kc"])])
@@ -178,7 +186,12 @@ class _GemmBuilder:
         threads = b.zext(b.call(get_threads_function(self.m), []), I64)
         serial = b.or_(b.icmp_signed("<", b.mul(b.mul(M, N), K), i64(SERIAL_LIMIT)),
                        b.icmp_signed("<=", threads, i64(1)))
-        packed_b, heap = self._alloc_packed_b(b, N, K)
+        if self.skinny is not None:
+            self.skinny.emit(b, ctx, accumulate, serial)
+        if self.prepacked_b:
+            packed_b, heap = args["B"], ir.Constant(I1, 0)
+        else:
+            packed_b, heap = self._alloc_packed_b(b, N, K)
         b.store(packed_b, self._field_ptr(b, ctx, "Bp"))
         # Equal row blocks of at most mc rows (rounded to mr), so threads get equal shares.
         n_ic = ceil_div(b, M, blk.mc)
@@ -214,7 +227,10 @@ class _GemmBuilder:
         for name, value in values:
             b.store(value, self._field_ptr(b, ctx, name))
         raw = b.bitcast(ctx, I8_PTR)
-        for task, count in ((self.pack_b_task, npanels), (self.compute_task, units)):
+        tasks = [(self.compute_task, units)]
+        if not self.prepacked_b:
+            tasks.insert(0, (self.pack_b_task, npanels))
+        for task, count in tasks:
             with b.if_else(serial) as (one_thread, pool):
                 with one_thread:
                     b.call(task, [raw, i64(0), count])
@@ -253,9 +269,12 @@ class _GemmBuilder:
 
 
 def gemm_function(module: ir.Module, name: str, *, epilogue: Epilogue | Callable[..., ir.Value] | None = None,
-                  blocking: GemmBlocking | None = None) -> ir.Function:
+                  blocking: GemmBlocking | None = None, prepacked_b: bool = False) -> ir.Function:
     """Define `void name(i64 M, i64 N, i64 K, float* A, i64 rsA, i64 csA, float* B, i64 rsB, i64 csB,
     float* C, i64 rsC, i32 accumulate, *epilogue.arg_types)` in `module`; it splits its work over the
-    thread pool itself. `blocking` overrides the tile and cache-block sizes (for tuning)."""
+    thread pool itself. `blocking` overrides the tile and cache-block sizes (for tuning).
+
+    `prepacked_b`: B points at `pack_b_function`'s output for the same blocking (rsB, csB unused), as
+    for a weight packed once; small M then takes a path that splits N over the threads."""
     blk = blocking or default_blocking(host_target().vector_width_f32)
-    return _GemmBuilder(module, name, _as_epilogue(epilogue), blk).build()
+    return _GemmBuilder(module, name, _as_epilogue(epilogue), blk, prepacked_b).build()

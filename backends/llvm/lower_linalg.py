@@ -5,6 +5,7 @@ group, and max/avg pooling as direct loops. Non-f32 contractions use a plain loo
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,13 +46,26 @@ class Operand:
         return iadd(self.offset, iadd(imul(i, self.rows), imul(j, self.cols)))
 
 
+def _param_b_key(n: Dim, k: Dim, b: Operand) -> str | None:
+    """A name for b when it is a fixed matrix of a graph parameter (packed once per module), else None."""
+    if b.buffer.kind != "param" or not isinstance(n, int) or not isinstance(k, int):
+        return None
+    parts = [b.offset, b.rows, b.cols]
+    if not all(isinstance(e, Const) and isinstance(e.value, int) for e in parts):
+        return None
+    offset, rows, cols = (e.value for e in parts)  # type: ignore[union-attr]
+    return f"p{b.buffer.index}_o{offset}_r{rows}_c{cols}_n{n}_k{k}".replace("-", "m")
+
+
 def gemm(lw: Lowerer, m: Dim, n: Dim, k: Dim, a: Operand, b: Operand, c: Operand) -> None:
-    """c = a @ b; f32 goes to the packed GEMM kernel, other dtypes to a loop nest."""
+    """c = a @ b; f32 goes to the packed GEMM kernel (B packed once when it is a parameter's matrix),
+    other dtypes to a loop nest."""
     dtype = c.buffer.dtype
     if dtype == DType.f32 and a.buffer.dtype == b.buffer.dtype == DType.f32:
-        lw.emit(Call("gemm", [dim_expr(m), dim_expr(n), dim_expr(k), Ptr(a.buffer, a.offset), a.rows, a.cols,
-                              Ptr(b.buffer, b.offset), b.rows, b.cols, Ptr(c.buffer, c.offset), c.rows,
-                              Const(0)]))
+        key = _param_b_key(n, k, b)
+        lw.emit(Call("gemm" if key is None else f"gemm_param.{key}",
+                     [dim_expr(m), dim_expr(n), dim_expr(k), Ptr(a.buffer, a.offset), a.rows, a.cols,
+                      Ptr(b.buffer, b.offset), b.rows, b.cols, Ptr(c.buffer, c.offset), c.rows, Const(0)]))
         return
     acc_dtype = compute_dtype(dtype)
     with lw.loop(m) as i, lw.loop(n) as j:
@@ -73,6 +87,13 @@ def matmul_into(lw: Lowerer, a: View, b: View, out: View) -> None:
         b = b.with_layout((b.shape[0], 1), (b.strides[0], 0))
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
     batch = broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    folded = _fold_rows(a) if batch and b.rank == 2 else None
+    if folded is not None:  # x[..., m, k] @ w[k, n]: one GEMM over all rows, B read (or packed) once
+        rows, row_stride = folded
+        gemm(lw, rows, n, k, Operand(a.buffer, a.offset, dim_expr(row_stride), dim_expr(a.strides[-1])),
+             Operand(b.buffer, b.offset, dim_expr(b.strides[-2]), dim_expr(b.strides[-1])),
+             Operand(out.buffer, out.offset, dim_expr(n), Const(1)))
+        return
     full = out.with_layout((*batch, m, n), row_major((*batch, m, n)))
     with lw.loops(batch) as idx:
         zero: list[Expr] = [Const(0), Const(0)]
@@ -85,6 +106,18 @@ def matmul_into(lw: Lowerer, a: View, b: View, out: View) -> None:
              Operand(a.buffer, a_off, dim_expr(a.strides[-2]), dim_expr(a.strides[-1])),
              Operand(b.buffer, b_off, dim_expr(b.strides[-2]), dim_expr(b.strides[-1])),
              Operand(full.buffer, c_off, dim_expr(n), Const(1)))
+
+
+def _fold_rows(a: View) -> tuple[Dim, Dim] | None:
+    """(rows, row stride) when a's leading dims and row dim walk one evenly strided run of rows."""
+    dims = [(d, s) for d, s in zip(a.shape[:-1], a.strides[:-1], strict=True) if d != 1]
+    for (_, outer), (inner_dim, inner) in itertools.pairwise(dims):
+        if outer != mul(inner, inner_dim):
+            return None
+    rows: Dim = 1
+    for d, _ in dims:
+        rows = mul(rows, d)
+    return rows, dims[-1][1] if dims else a.strides[-2]
 
 
 @rule("matmul")

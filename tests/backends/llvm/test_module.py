@@ -101,7 +101,7 @@ def test_out_of_range_id_reports_the_op(compiled):
 def test_emit_stages():
     graph = _graph()
     loops = emit(graph, "loops")
-    assert "func @mlp(dims: [B])" in loops and "call gemm(" in loops
+    assert "func @mlp(dims: [B])" in loops and "call gemm_param." in loops  # w packed once
     assert "define" in emit(graph, "llvm")
     assert "ymm" in emit(graph, "asm")  # AVX2 vectors on this host (8 floats)
     with pytest.raises(ArchirError, match="unknown llvm stage"):

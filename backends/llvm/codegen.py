@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from archir.backends.llvm import codegen_expr as cx
+from archir.backends.llvm.codegen_parallel import parallel_loop
 from archir.backends.llvm.loops import (
     Assign,
     Buffer,
@@ -59,7 +60,7 @@ class FunctionBuilder(cx.ExprBuilder):
         self.program = program
         self.externals = externals
         self._entry_block = entry
-        self.slots: dict[str, tuple[int, Buffer]] = {}
+        self.slots: dict[str, Buffer] = {}  # every buffer by name, in argument order
 
     # -- prologue --------------------------------------------------------------------------------
     def build(self) -> ir.Function:
@@ -78,12 +79,9 @@ class FunctionBuilder(cx.ExprBuilder):
             pointers.append((t, b.gep(arena, [offset], inbounds=True)))
             size = b.mul(self.expr(dim_expr(t.size)), cx.i64(t.dtype.itemsize))
             offset = b.and_(b.add(size, b.add(offset, cx.i64(ALIGN - 1))), cx.i64(-ALIGN))
-        # Kernels find every buffer in one table of pointers, in this order.
-        self.table = b.alloca(cx.I8.as_pointer(), size=cx.i64(len(pointers)), name="buffers")
         self.dims_ptr = dims_ptr
-        for k, (buffer, raw) in enumerate(pointers):
-            b.store(raw, b.gep(self.table, [cx.i64(k)], inbounds=True))
-            self.slots[buffer.name] = (k, buffer)
+        for buffer, raw in pointers:
+            self.slots[buffer.name] = buffer
             self.buffers[buffer.name] = b.bitcast(raw, cx.storage_type(buffer.dtype).as_pointer())
         self.block(self.program.body)
         if not self.b.block.is_terminated:
@@ -95,29 +93,46 @@ class FunctionBuilder(cx.ExprBuilder):
             self.dims[name] = self.b.load(self.b.gep(dims_ptr, [cx.i64(k)], inbounds=True), name=name)
 
     def kernel(self, s: Kernel) -> None:
-        """The kernel's statements as a function `i32 (i8** buffers, i64* dims)`, called here."""
-        fn = ir.Function(self.module, ir.FunctionType(cx.I32, [self.table.type, cx.I64.as_pointer()]),
-                         f"archir_{s.name}")
+        """The kernel's statements as a function of their own, called here with the buffers it uses."""
+        fn, used, _ = self.outlined(f"archir_{s.name}", s.body, [])
+        args = [self.dims_ptr, *(self.buffers[name] for name in used)]
+        status = self.b.call(fn, args)
+        with self.b.if_then(self.b.icmp_signed("!=", status, cx.i32(0)), likely=False):
+            self.b.ret(status)
+
+    def outlined(self, name: str, body: list[Stmt], scalars: list[ir.Type],
+                 before: Callable[[list[ir.Value]], None] | None = None,
+                 ) -> tuple[ir.Function, list[str], list[ir.Value]]:
+        """`i32 name(i64* dims, scalars..., T* noalias buffers...)` running `body`: every buffer is a
+        distinct allocation (inputs and params are only read, outputs are fresh, temps are disjoint
+        arena slices), so `noalias` is true and spares the vectoriser its run-time overlap checks.
+        `before(scalar args)` emits code ahead of the body (a parallel loop's index setup)."""
+        names = buffers_used(body)
+        used = [n for n in self.slots if n in names]
+        ptr_types = [cx.storage_type(self.slots[n].dtype).as_pointer() for n in used]
+        fnty = ir.FunctionType(cx.I32, [cx.I64.as_pointer(), *scalars, *ptr_types])
+        fn = ir.Function(self.module, fnty, self.module.get_unique_name(name))
         fn.linkage = "internal"
         fn.attributes.add("noinline")  # inlining them back would undo the split
-        saved = (self.function, self.b, self._entry_block, self.locals, self.buffers, self.dims)
+        for arg in fn.args[1 + len(scalars):]:
+            arg.add_attribute("noalias")
+        saved = (self.function, self.b, self._entry_block, self.locals, self.buffers, self.dims,
+                 self.dims_ptr)
         entry = fn.append_basic_block("entry")
         self.function, self.b, self._entry_block = fn, ir.IRBuilder(entry), entry
         self.locals, self.buffers, self.dims = {}, {}, {}
-        self._load_dims(fn.args[1])
-        used = buffers_used(s.body)
-        for name, (k, buffer) in self.slots.items():
-            if name not in used:
-                continue
-            raw = self.b.load(self.b.gep(fn.args[0], [cx.i64(k)], inbounds=True))
-            self.buffers[name] = self.b.bitcast(raw, cx.storage_type(buffer.dtype).as_pointer())
-        self.block(s.body)
+        self.dims_ptr = fn.args[0]
+        self._load_dims(fn.args[0])
+        for n, arg in zip(used, fn.args[1 + len(scalars):], strict=True):
+            self.buffers[n] = arg
+        scalar_args = list(fn.args[1:1 + len(scalars)])
+        if before is not None:
+            before(scalar_args)
+        self.block(body)
         if not self.b.block.is_terminated:
             self.b.ret(cx.i32(0))
-        self.function, self.b, self._entry_block, self.locals, self.buffers, self.dims = saved
-        status = self.b.call(fn, [self.table, self.dims_ptr])
-        with self.b.if_then(self.b.icmp_signed("!=", status, cx.i32(0)), likely=False):
-            self.b.ret(status)
+        self.function, self.b, self._entry_block, self.locals, self.buffers, self.dims, self.dims_ptr = saved
+        return fn, used, scalar_args
 
     def local(self, var: Var) -> ir.AllocaInstr:
         slot = self.locals.get(var.name)
@@ -165,6 +180,9 @@ class FunctionBuilder(cx.ExprBuilder):
         return value
 
     def loop(self, s: Loop) -> None:
+        if s.parallel is not None and s.step > 0:
+            parallel_loop(self, s)
+            return
         b = self.b
         var = self.local(s.var)
         start, stop = self.expr(s.start), self.expr(s.stop)

@@ -140,6 +140,9 @@ class Loop(Stmt):
     stop: Expr
     body: list[Stmt] = field(default_factory=list)
     step: int = 1  # +1 or -1 (a reversed walk runs from stop - 1 down to start)
+    # Work per iteration (elements): when set, the iterations may run on the thread pool, split
+    # when trip count x work is large. The body then reads only buffers, dims and its own locals.
+    parallel: Expr | None = None
 
 
 @dataclass(slots=True)
@@ -302,7 +305,8 @@ def _print_block(stmts: list[Stmt], lines: list[str], depth: int) -> None:
     for s in stmts:
         if isinstance(s, Loop):
             reverse = " reversed" if s.step < 0 else ""
-            lines.append(f"{pad}for {s.var} in [{s.start}, {s.stop}){reverse} {{")
+            kind = "parallel for" if s.parallel is not None else "for"
+            lines.append(f"{pad}{kind} {s.var} in [{s.start}, {s.stop}){reverse} {{")
             _print_block(s.body, lines, depth + 1)
             lines.append(f"{pad}}}")
         elif isinstance(s, Store):

@@ -243,6 +243,7 @@ def lower_graph(graph: Graph) -> Program:
     from archir.backends.llvm import (  # noqa: F401  # noqa: F401
         lower_control,
         lower_elementwise,
+        lower_fused,
         lower_index,
         lower_layout,
         lower_linalg,

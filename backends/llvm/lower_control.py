@@ -114,8 +114,8 @@ def _while(lw: Lowerer, node: Node) -> None:
     _bind_results(lw, node, carries)
 
 
-@rule("fused")
-def _fused(lw: Lowerer, node: Node) -> None:
-    """A fused group's body lowered inline (one kernel: the group is one graph node)."""
+def lower_fused_inline(lw: Lowerer, node: Node) -> None:
+    """A fused group's body lowered inline, op by op (one kernel: the group is one graph node);
+    lower_fused uses it for the groups it has no kernel template for."""
     _lower_region(lw, node.regions[0], [lw.view(v) for v in node.inputs])
     _bind_results(lw, node, [lw.view(v) for v in node.regions[0].results])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +83,7 @@ class LLVMModule(CompiledModule):
         self.options = options
         self._loaded = build.load_object(code)
         self._entry = _ENTRY_TYPE(self._loaded.address)
+        weakref.finalize(self, _release_packed_weights, self._loaded)  # weights packed on first use
         self.params = [np.ascontiguousarray(graph.param_data[p.name]) for p in graph.params]
         self._frames: dict[tuple[int, ...], _CallFrame] = {}
 
@@ -108,17 +110,30 @@ class LLVMModule(CompiledModule):
         return frame
 
     def run(self, arrays: list[Any], bindings: dict[str, int]) -> list[Any]:
-        as_torch = any(type(a) is not np.ndarray for a in arrays)
-        inputs = [np.ascontiguousarray(_numpy(a)) for a in arrays]
-        dims = tuple(bindings[s] for s in self.layout.symbols)
-        frame = self._call_frame(dims, bindings)
-        outputs = [np.empty(shape, dtype) for shape, dtype in frame.shapes]
+        # The hot path of small graphs called in a loop: plain loops, no per-call allocations
+        # beyond the outputs (the pointer table, dims and arena live in the per-size frame).
+        symbols = self.layout.symbols
+        dims = tuple([bindings[s] for s in symbols]) if symbols else ()
+        frame = self._frames.get(dims) or self._call_frame(dims, bindings)
         pointers = frame.pointers
-        for i, a in enumerate(inputs):
+        as_torch = False
+        copies = []  # contiguous copies must outlive the native call
+        for i, a in enumerate(arrays):
+            if type(a) is not np.ndarray:
+                as_torch = True
+                a = _numpy(a)
+            if not a.flags.c_contiguous:
+                a = np.ascontiguousarray(a)
+                copies.append(a)
             pointers[i] = _address(a)
-        for i, o in enumerate(outputs):
-            pointers[frame.first_output + i] = _address(o)
+        outputs = []
+        first = frame.first_output
+        for i, (shape, dtype) in enumerate(frame.shapes):
+            o = np.empty(shape, dtype)
+            pointers[first + i] = _address(o)
+            outputs.append(o)
         status = self._entry(pointers, frame.dims)
+        del copies
         if status:
             raise ArchirError(self.layout.errors[status - 1])
         if as_torch:
@@ -131,6 +146,16 @@ class LLVMModule(CompiledModule):
         from archir.backends.llvm.artifact import write_artifact
 
         return write_artifact(self, directory)
+
+
+def _release_packed_weights(loaded: build.LoadedCode) -> None:
+    """Free the weights the native code packed for its GEMMs (object code without them has no
+    release function)."""
+    from archir.backends.llvm.gemm_prepack import RELEASE
+
+    address = loaded.engine.get_function_address(RELEASE)
+    if address:
+        ctypes.CFUNCTYPE(None)(address)()
 
 
 def _address(a: np.ndarray) -> int:

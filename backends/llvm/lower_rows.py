@@ -1,0 +1,368 @@
+"""Row kernels: a group of elementwise ops and last-axis reductions (softmax, log_softmax,
+layer_norm, rms_norm, sum/mean/max/min) as ONE loop over the rows of its data shape.
+
+Per row, each reduction is one vectorised pass over the row (the row stays in L1 between passes)
+and a last pass writes every full-shape result; values are composed in registers per element, never
+stored to a temporary. Rows are split over the thread pool when the work is large.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from archir.backends.llvm.loops import (
+    Assign,
+    Binary,
+    Cast,
+    Const,
+    Expr,
+    Loop,
+    Unary,
+    Var,
+    dim_expr,
+)
+from archir.backends.llvm.lower import RULES, Lowerer, View, compute_dtype
+from archir.backends.llvm.lower_elementwise import broadcast_index, convert
+
+from archir.ir import Node, Value
+from archir.symbolic import Dim, mul
+from archir.types import DType, TensorType
+
+VIEW_OPS = ("reshape", "transpose", "expand", "squeeze", "unsqueeze", "slice")
+REDUCTIONS = ("sum", "mean", "max", "min")
+ROW_OPS = ("softmax", "log_softmax", "layer_norm", "rms_norm")
+
+
+def _shape(v: Value) -> tuple[Dim, ...]:
+    t = v.type
+    return t.shape if isinstance(t, TensorType) else ()
+
+
+def is_elementwise_rule(op: str) -> bool:
+    fn = RULES.get(op)
+    return fn is not None and fn.__module__.endswith("lower_elementwise")
+
+
+@dataclass(slots=True)
+class RowPlan:
+    """The data shape `full` (rows = all but the last axis) and how each body node is run."""
+
+    full: tuple[Dim, ...]
+    views: list[Node] = field(default_factory=list)  # layout ops over arguments: strided views
+    nodes: list[Node] = field(default_factory=list)  # everything else, in order
+
+
+def _fits(shape: Sequence[Dim], full: Sequence[Dim]) -> bool:
+    """`shape` broadcasts to `full` (right-aligned; each dim 1 or equal)."""
+    if len(shape) > len(full):
+        return False
+    lead = len(full) - len(shape)
+    return all(d == 1 or d == full[lead + k] for k, d in enumerate(shape))
+
+
+def _row_axis_ok(node: Node) -> bool:
+    """A reduction or row op over the last axis only (keepdims results only for reductions read
+    inside the group; see `plan_rows`)."""
+    rank = len(_shape(node.inputs[0]))
+    if rank == 0:
+        return False
+    if node.op in REDUCTIONS:
+        axes = node.attrs.get("axes")
+        return axes is not None and [a % rank for a in axes] == [rank - 1]
+    if node.op in ("softmax", "log_softmax"):
+        return node.attrs["axis"] % rank == rank - 1
+    return node.attrs["begin_axis"] % rank == rank - 1
+
+
+def _full_shape(nodes: Sequence[Node], results: Sequence[Value]) -> tuple[Dim, ...] | None:
+    for node in nodes:
+        if node.op in REDUCTIONS or node.op in ROW_OPS:
+            return _shape(node.inputs[0])
+    ranked = [_shape(v) for v in results]
+    return max(ranked, key=len) if ranked else None
+
+
+def plan_rows(nodes: Sequence[Node], args: Sequence[Value], results: Sequence[Value]) -> RowPlan | None:
+    """How to run `nodes` as a row kernel, or None when some op or shape does not fit one."""
+    full = _full_shape(nodes, results)
+    if not full:
+        return None
+    plan = RowPlan(tuple(full))
+    viewed: set[Value] = set(args)
+    readers: dict[Value, int] = {}
+    for node in nodes:
+        for v in node.inputs:
+            readers[v] = readers.get(v, 0) + 1
+    for node in nodes:
+        out = node.outputs[0] if len(node.outputs) == 1 else None
+        if out is None or not isinstance(out.type, TensorType):
+            return None
+        if node.op in VIEW_OPS and all(v in viewed for v in node.inputs):
+            viewed.add(out)
+            plan.views.append(node)
+            if not _fits(_shape(out), full):
+                return None
+            continue
+        if node.op in REDUCTIONS or node.op in ROW_OPS:
+            x = _shape(node.inputs[0])
+            if not _row_axis_ok(node) or x[-1] != full[-1] or not _fits(x, full) \
+                    or not out.type.dtype.is_float:
+                return None
+            if node.op in REDUCTIONS and not node.attrs["keepdims"] and (readers.get(out) or x != full):
+                return None  # a rank-dropping result can only be stored, once per row
+        elif not is_elementwise_rule(node.op) or not _fits(_shape(out), full):
+            return None
+        plan.nodes.append(node)
+    for v in results:
+        if not _result_ok(v, full):
+            return None
+    return plan
+
+
+def _result_ok(v: Value, full: tuple[Dim, ...]) -> bool:
+    s = _shape(v)
+    node = v.producer
+    dropped = node is not None and node.op in REDUCTIONS and not node.attrs["keepdims"]
+    return s == full or s == (*full[:-1], 1) or (dropped and s == full[:-1])
+
+
+# -- evaluation -------------------------------------------------------------------------------
+class _Operand:
+    """What an elementwise rule sees as an operand: its shape, and its value at an index."""
+
+    def __init__(self, ev: RowEval, v: Value) -> None:
+        self.ev, self.v = ev, v
+        self.shape = _shape(v)
+        self.rank = len(self.shape)
+        self.dtype = v.tensor_type.dtype
+
+    def load(self, idx: Sequence[Expr]) -> Expr:
+        # Broadcasting composes: the operand at its broadcast index equals it at the full index.
+        return self.ev.value(self.v)
+
+    def store(self, idx: Sequence[Expr], value: Expr) -> tuple[str, Expr]:
+        return ("store", value)
+
+
+class _Capture:
+    """A stand-in Lowerer for one elementwise rule: captures the expression it would store."""
+
+    def __init__(self, ev: RowEval, node: Node) -> None:
+        self.ev = ev
+        self.target = _Operand(ev, node.outputs[0])
+        self.own_idx = broadcast_index(self.target, ev.full, ev.index())  # type: ignore[arg-type]
+        self.captured: Expr | None = None
+
+    def view(self, v: Value) -> _Operand:
+        return _Operand(self.ev, v)
+
+    def result(self, v: Value) -> _Operand:
+        return self.target
+
+    @contextmanager
+    def loops(self, shape: Sequence[Dim]) -> Iterator[list[Expr]]:
+        yield list(self.own_idx)
+
+    def emit(self, stmt: tuple[str, Expr]) -> None:
+        self.captured = stmt[1]
+
+
+class RowEval:
+    """Values of the group at the current element (row index, column j) as scalar locals."""
+
+    def __init__(self, lw: Lowerer, full: tuple[Dim, ...], views: dict[Value, View],
+                 lead: list[Expr]) -> None:
+        self.lw, self.full, self.views, self.lead = lw, full, views, lead
+        self.scalars: dict[Value, Expr] = {}  # per row: reduction results
+        self.derived: dict[Value, Callable[[], Expr]] = {}  # per element, from row scalars
+        self.memo: dict[Value, Expr] = {}
+        self.j: Expr = Const(0)
+        self.scratch: dict[Value, View] = {}  # full-shape f32 results whose row may hold partials
+
+    def index(self) -> list[Expr]:
+        return [*self.lead, self.j]
+
+    def start_pass(self, j: Expr) -> None:
+        self.memo = {}
+        self.j = j
+
+    def local(self, e: Expr, prefix: str = "v") -> Var:
+        var = self.lw.fresh(prefix, e.dtype, "local")
+        self.lw.emit(Assign(var, e))
+        return var
+
+    def value(self, v: Value) -> Expr:
+        known = self.scalars.get(v)
+        if known is not None:
+            return known
+        known = self.memo.get(v)
+        if known is not None:
+            return known
+        if v in self.views:
+            view = self.views[v]
+            e: Expr = view.load(broadcast_index(view, self.full, self.index()))
+        elif v in self.derived:
+            e = self.derived[v]()
+        else:
+            e = self._elementwise(v)
+        var = self.local(e)
+        self.memo[v] = var
+        return var
+
+    def _elementwise(self, v: Value) -> Expr:
+        node = v.producer
+        assert node is not None
+        capture = _Capture(self, node)
+        RULES[node.op](capture, node)  # type: ignore[arg-type]
+        assert capture.captured is not None
+        return convert(capture.captured, compute_dtype(v.tensor_type.dtype))
+
+    # -- per-row passes ----------------------------------------------------------------------------
+    def row_pass(self, init: Expr, combine: Callable[[Expr], Expr], fast: bool = True) -> Var:
+        """acc = combine(acc, element) over the row's columns; returns the accumulator."""
+        acc = self.lw.fresh("acc", init.dtype, "local")
+        self.lw.emit(Assign(acc, init))
+        with self.lw.loop(self.full[-1]) as j:
+            self.start_pass(j)
+            self.lw.emit(Assign(acc, combine(acc), reduction=fast))
+        self.start_pass(Const(0))
+        return acc
+
+    def reduce(self, node: Node) -> None:
+        x, out = node.inputs[0], node.outputs[0]
+        dt = compute_dtype(out.tensor_type.dtype)
+        n = Cast(dim_expr(self.full[-1]), dt)
+        if node.op in REDUCTIONS:
+            self.scalars[out] = self.plain_reduce(node.op, x, dt, n)
+        elif node.op in ("softmax", "log_softmax"):
+            self.softmax(node, x, out, dt)
+        else:
+            self.norm(node, x, out, dt, n)
+
+    def plain_reduce(self, op: str, x: Value, dt: DType, n: Expr) -> Expr:
+        if op in ("max", "min"):
+            fn = "f" + op
+            init = Const(float("-inf") if op == "max" else float("inf"), dt)
+            return self.row_pass(init, lambda acc: Binary(fn, acc, convert(self.value(x), dt), dt))
+        total = self.row_pass(Const(0.0, dt), lambda acc: Binary("add", acc, convert(self.value(x), dt), dt))
+        return self.local(Binary("div", total, n, dt), "mean") if op == "mean" else total
+
+    def softmax(self, node: Node, x: Value, out: Value, dt: DType) -> None:
+        m = self.plain_reduce("max", x, dt, Const(0.0, dt))
+
+        def shifted() -> Expr:
+            return Binary("sub", convert(self.value(x), dt), m, dt)
+
+        out_view = self.scratch.get(out)
+        if node.op == "softmax" and out_view is not None:
+            self.softmax_in_place(x, out, out_view, m, dt)
+            return
+        s = self.row_pass(Const(0.0, dt), lambda acc: Binary("add", acc, Unary("exp", shifted(), dt), dt))
+        if node.op == "softmax":
+            inv = self.local(Binary("div", Const(1.0, dt), s, dt), "inv")
+            self.derived[out] = lambda: Binary("mul", Unary("exp", shifted(), dt), inv, dt)
+        else:
+            log_s = self.local(Unary("log", s, dt), "logs")
+            self.derived[out] = lambda: Binary("sub", shifted(), log_s, dt)
+
+    def softmax_in_place(self, x: Value, out: Value, view: View, m: Expr, dt: DType) -> None:
+        """One exp per element: the sum pass also writes exp(x - max) into the result's row,
+        which the last pass scales in place (it reads each element before it writes it)."""
+        acc = self.lw.fresh("acc", dt, "local")
+        self.lw.emit(Assign(acc, Const(0.0, dt)))
+        with self.lw.loop(self.full[-1]) as j:
+            self.start_pass(j)
+            e = self.local(Unary("exp", Binary("sub", convert(self.value(x), dt), m, dt), dt), "e")
+            self.lw.emit(view.store(self.index(), e))
+            self.lw.emit(Assign(acc, Binary("add", acc, e, dt), reduction=True))
+        self.start_pass(Const(0))
+        inv = self.local(Binary("div", Const(1.0, dt), acc, dt), "inv")
+        self.derived[out] = lambda: Binary("mul", view.load(self.index()), inv, dt)
+
+    def norm(self, node: Node, x: Value, out: Value, dt: DType, n: Expr) -> None:
+        eps = Const(node.attrs["eps"], dt)
+        weight = node.inputs[1] if len(node.inputs) > 1 else None
+        bias = node.inputs[2] if len(node.inputs) > 2 else None
+        xv = lambda: convert(self.value(x), dt)  # noqa: E731
+        if node.op == "layer_norm":
+            mean = self.plain_reduce("mean", x, dt, n)
+            centred = lambda: Binary("sub", xv(), mean, dt)  # noqa: E731
+            sq = self.row_pass(Const(0.0, dt), lambda acc: Binary("add", acc, _square(centred(), dt), dt))
+            var = Binary("div", sq, n, dt)
+        else:
+            centred = xv
+            sq = self.row_pass(Const(0.0, dt), lambda acc: Binary("add", acc, _square(xv(), dt), dt))
+            var = Binary("div", sq, n, dt)
+        rstd = self.local(Binary("div", Const(1.0, dt), Unary("sqrt", Binary("add", var, eps, dt), dt), dt),
+                          "rstd")
+
+        def normalised() -> Expr:
+            y: Expr = Binary("mul", centred(), rstd, dt)
+            if weight is not None:
+                y = Binary("mul", y, convert(self.value(weight), dt), dt)
+            if bias is not None:
+                y = Binary("add", y, convert(self.value(bias), dt), dt)
+            return y
+
+        self.derived[out] = normalised
+
+
+def _square(e: Expr, dt: DType) -> Expr:
+    return Binary("mul", e, e, dt)
+
+
+def _rows(full: tuple[Dim, ...]) -> Dim:
+    rows: Dim = 1
+    for d in full[:-1]:
+        rows = mul(rows, d)
+    return rows
+
+
+def _unravel(r: Expr, lead: tuple[Dim, ...]) -> list[Expr]:
+    """The multi-index of flat row r over the leading dims (row-major)."""
+    idx: list[Expr] = []
+    inner: Dim = 1
+    for k in range(len(lead) - 1, -1, -1):
+        q: Expr = r if inner == 1 else Binary("floordiv", r, dim_expr(inner), DType.i64)
+        idx.append(q if k == 0 else Binary("mod", q, dim_expr(lead[k]), DType.i64))
+        inner = mul(inner, lead[k])
+    return list(reversed(idx))
+
+
+def lower_rows(lw: Lowerer, plan: RowPlan, views: dict[Value, View], results: Sequence[Value],
+               outs: Sequence[View]) -> None:
+    """Emit the row kernel: views bound, then one (parallel) loop over rows."""
+    views = dict(views)
+    for node in plan.views:
+        for v in node.inputs:
+            lw.bind(v, views[v])
+        RULES[node.op](lw, node)
+        views[node.outputs[0]] = lw.view(node.outputs[0])
+    full = plan.full
+    passes = 1 + sum(2 if n.op in ROW_OPS else 1 for n in plan.nodes if n.op in REDUCTIONS + ROW_OPS)
+    r = lw.fresh("r")
+    with lw.block() as body:
+        ev = RowEval(lw, full, views, _unravel(r, full[:-1]))
+        for v, out in zip(results, outs, strict=True):
+            if _shape(v) == full and out.dtype in (DType.f32, DType.f64) and out.buffer.kind != "input":
+                ev.scratch.setdefault(v, out)
+        for node in plan.nodes:
+            if node.op in REDUCTIONS or node.op in ROW_OPS:
+                ev.reduce(node)
+        wide: list[tuple[Value, View]] = []
+        for v, out in zip(results, outs, strict=True):
+            if _shape(v) == full:
+                wide.append((v, out))
+                continue
+            ev.start_pass(Const(0))
+            lead = ev.lead if len(out.shape) == len(full) - 1 else [*ev.lead, Const(0)]
+            lw.emit(out.store(lead, convert(ev.value(v), compute_dtype(out.dtype))))
+        if wide:
+            with lw.loop(full[-1]) as j:
+                ev.start_pass(j)
+                for v, out in wide:
+                    lw.emit(out.store(ev.index(), convert(ev.value(v), compute_dtype(out.dtype))))
+    work = Binary("mul", dim_expr(full[-1]), Const(passes), DType.i64)
+    lw.emit(Loop(r, Const(0), dim_expr(_rows(full)), body, parallel=work))

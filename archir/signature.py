@@ -126,13 +126,14 @@ class Signature:
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
-        self.inputs: list[tuple[np.dtype, tuple[int | str | None, ...]]] | None = []
+        self.inputs: list[tuple[np.dtype, tuple[int | str | None, ...], bool]] | None = []
         for v in graph.inputs:
             if not isinstance(v.type, TensorType):
                 self.inputs = None  # no fast path for non-tensor inputs
                 return
             dims = tuple(_fast_dim(d) for d in v.type.shape)
-            self.inputs.append((v.type.dtype.numpy, dims))
+            static = all(type(d) is int for d in dims)
+            self.inputs.append((v.type.dtype.numpy, dims, static))
 
     def check(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[list[Any], dict[str, int]]:
         fast = self._fast(args) if not kwargs else None
@@ -143,8 +144,14 @@ class Signature:
         if specs is None or len(args) != len(specs):
             return None
         bindings: dict[str, int] = {}
-        for a, (dtype, dims) in zip(args, specs, strict=True):
-            if type(a) is not np.ndarray or a.dtype != dtype or a.ndim != len(dims):
+        for a, (dtype, dims, static) in zip(args, specs, strict=True):
+            if type(a) is not np.ndarray or a.dtype != dtype:
+                return None
+            if static:  # every dim an int: one tuple comparison
+                if a.shape != dims:
+                    return None
+                continue
+            if a.ndim != len(dims):
                 return None
             for want, size in zip(dims, a.shape, strict=True):
                 if want is None:  # a compound expression such as T + 1: the full check decides

@@ -92,6 +92,10 @@ class SymExpr:
             raise TypeInferenceError(f"symbolic dim {self} can only be divided by a positive int")
         if all(c % den == 0 for _, c in self.terms):
             return SymExpr._from_dict({m: c // den for m, c in self.terms})
+        inner = self.terms[0][0][0] if len(self.terms) == 1 and self.terms[0][1] == 1 else None
+        if isinstance(inner, FloorDiv) and len(self.terms[0][0]) == 1:
+            # (x // a) // b == x // (a * b) for integers; one form, so strided sizes compare equal
+            return inner.num // (inner.den * den)
         return SymExpr((((FloorDiv(self, den),), 1),))
 
     # -- queries ------------------------------------------------------------------------------

@@ -108,6 +108,7 @@ def test_canonical_forms_and_printing():
     assert add(sub(T, 1), 1) == T
     assert floordiv(mul(4, B), 2) == mul(2, B)  # exact division folds
     assert floordiv(B, 1) == B
+    assert floordiv(floordiv(sub(H, 1), 2), 2) == floordiv(sub(H, 1), 4)  # nested divisions merge
     assert floordiv(7, 2) == 3 and floordiv(-7, 2) == -4
     assert repr(add(B, 1)) == "SymExpr('B + 1')"
 

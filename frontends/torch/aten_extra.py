@@ -1,5 +1,6 @@
 """Converters the Hugging Face models and the torch.compile path need beyond the core tables:
-CPU attention kernels and prims casts that aot_autograd leaves in its graphs, boolean reductions.
+CPU attention kernels and prims casts that aot_autograd leaves in its graphs, boolean reductions,
+vector norms, flip.
 
 Each one fills a gap only: where the core tables already map an op, theirs is kept.
 """
@@ -11,7 +12,7 @@ from typing import Any
 
 from archir.frontends.torch.aten_nn import sdpa
 from archir.frontends.torch.context import ImportContext, archir_dtype, axes, rank
-from archir.frontends.torch.table import Converter, converter, lookup
+from archir.frontends.torch.table import Converter, Unsupported, converter, lookup
 
 from archir.ir import Value
 from archir.types import DType
@@ -63,3 +64,35 @@ def all_(cx: ImportContext, x: Value, dim: Any = None, keepdim: bool = False) ->
 def convert_element_type(cx: ImportContext, x: Value, dtype: Any) -> Value:
     """What decompositions under torch.compile spell `x.to(dtype)` as."""
     return cx.cast(x, archir_dtype(dtype))
+
+
+# -- norms --------------------------------------------------------------------------------------
+@gap("aten.linalg_vector_norm.default")
+def linalg_vector_norm(cx: ImportContext, x: Value, ord: float = 2, dim: Any = None,
+                       keepdim: bool = False, *, dtype: Any = None) -> Value:
+    """The 2-norm that F.normalize (sentence-transformers' Normalize) takes, and the 1- and inf-norms;
+    other orders are refused."""
+    if dtype is not None:
+        x = cx.cast(x, archir_dtype(dtype))
+    over = axes(dim, rank(x))
+    if ord == 2:
+        return cx.b.op("sqrt", cx.b.op("sum", cx.b.op("mul", x, x), axes=over, keepdims=keepdim))
+    if ord == 1:
+        return cx.b.op("sum", cx.b.op("abs", x), axes=over, keepdims=keepdim)
+    if ord == float("inf"):
+        return cx.b.op("max", cx.b.op("abs", x), axes=over, keepdims=keepdim)
+    raise Unsupported(f"vector norm of order {ord} (archir maps orders 1, 2 and inf)")
+
+
+# -- reversal -----------------------------------------------------------------------------------
+@gap("aten.flip.default")
+def flip(cx: ImportContext, x: Value, dims: Any) -> Value:
+    """x reversed along `dims` (what a bidirectional RNN decomposes into): an index_select by
+    (n - 1) - iota(n) per axis, n read off the iota itself when it is symbolic."""
+    for ax in axes(dims, rank(x)):
+        n = x.tensor_type.shape[ax]
+        iota = cx.b.iota(shape=[n], axis=0, dtype=DType.i64)
+        last = cx.const(n - 1, DType.i64) if isinstance(n, int) else cx.b.op("max", iota, axes=[0],
+                                                                             keepdims=False)
+        x = cx.b.index_select(x, cx.b.op("sub", last, iota), axis=ax)
+    return x

@@ -6,6 +6,8 @@ other slots). torchvision's adaptive average pool is an identity here (2x2 in, 2
 left out.
 """
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -15,32 +17,41 @@ TORCH_NAMES = {"conv1": "features.0", "conv2": "features.3", "conv3": "features.
                "fc2": "classifier.4", "fc3": "classifier.6"}
 
 
-def torch_alexnet(c) -> nn.Module:
-    c1, c2, c3, c4, c5 = c.channels
-    features = nn.Sequential(
-        nn.Conv2d(3, c1, 11, stride=4, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
-        nn.Conv2d(c1, c2, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
-        nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(c3, c4, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(c4, c5, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2))
-    classifier = nn.Sequential(
-        nn.Dropout(c.dropout), nn.Linear(c5 * 2 * 2, c.hidden), nn.ReLU(),
-        nn.Dropout(c.dropout), nn.Linear(c.hidden, c.hidden), nn.ReLU(),
-        nn.Linear(c.hidden, c.classes))
-    return nn.ModuleDict({"features": features, "classifier": classifier})
+class TorchAlexNet(nn.Module):
+    def __init__(self, c) -> None:
+        super().__init__()
+        c1, c2, c3, c4, c5 = c.channels
+        self.features = nn.Sequential(
+            nn.Conv2d(3, c1, 11, stride=4, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
+            nn.Conv2d(c1, c2, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
+            nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(c3, c4, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(c4, c5, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2))
+        self.classifier = nn.Sequential(
+            nn.Dropout(c.dropout), nn.Linear(c5 * 2 * 2, c.hidden), nn.ReLU(),
+            nn.Dropout(c.dropout), nn.Linear(c.hidden, c.hidden), nn.ReLU(),
+            nn.Linear(c.hidden, c.classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.features(x), 1))
 
 
-def reference(model):
-    net = torch_alexnet(model.config).eval()
+def torch_module(model) -> tuple[nn.Module, Callable[..., tuple[torch.Tensor, ...]]]:
+    """The eager module holding `model`'s weights, and its arguments from the zoo's numpy inputs."""
+    net = TorchAlexNet(model.config).eval()
     state = {}
     for name, value in model.state_dict().items():
         layer, param = name.split(".")
         state[f"{TORCH_NAMES[layer]}.{param}"] = torch.from_numpy(value)
     net.load_state_dict(state)
+    return net, lambda x: (torch.from_numpy(x),)
+
+
+def reference(model):
+    net, torch_args = torch_module(model)
 
     def run(x: np.ndarray) -> list[np.ndarray]:
         with torch.no_grad():
-            features = net["features"](torch.from_numpy(x))
-            return [net["classifier"](torch.flatten(features, 1)).numpy()]
+            return [net(*torch_args(x)).numpy()]
 
     return run

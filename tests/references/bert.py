@@ -6,9 +6,11 @@ decoder (weight = word embeddings, bias = `cls.predictions.bias`) is filled in e
 """
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 import torch
+from torch import nn
 
 from archir.ir import Graph
 from archir.symbolic import evaluate
@@ -23,7 +25,20 @@ def hf_state_dict(model) -> dict[str, torch.Tensor]:
     return sd
 
 
-def reference(model):
+class MaskedLMLogits(nn.Module):
+    """The HF model called with archir's input order, giving the logits alone."""
+
+    def __init__(self, hf: nn.Module) -> None:
+        super().__init__()
+        self.hf = hf
+
+    def forward(self, ids: torch.Tensor, token_type_ids: torch.Tensor,
+                attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.hf(input_ids=ids, token_type_ids=token_type_ids, attention_mask=attention_mask).logits
+
+
+def torch_module(model) -> tuple[nn.Module, Callable[..., tuple[torch.Tensor, ...]]]:
+    """The eager module holding `model`'s weights, and its arguments from the zoo's numpy inputs."""
     from transformers import BertConfig, BertForMaskedLM
 
     c = model.config
@@ -34,12 +49,15 @@ def reference(model):
                         attention_probs_dropout_prob=0.0, attn_implementation="eager")
     hf = BertForMaskedLM(config).eval()
     hf.load_state_dict(hf_state_dict(model))  # strict: every HF weight comes from archir
+    return MaskedLMLogits(hf).eval(), lambda *arrays: tuple(torch.from_numpy(a) for a in arrays)
+
+
+def reference(model):
+    net, torch_args = torch_module(model)
 
     def run(ids: np.ndarray, token_type_ids: np.ndarray, attention_mask: np.ndarray) -> list[np.ndarray]:
         with torch.no_grad():
-            out = hf(input_ids=torch.from_numpy(ids), token_type_ids=torch.from_numpy(token_type_ids),
-                     attention_mask=torch.from_numpy(attention_mask))
-        return [out.logits.numpy()]
+            return [net(*torch_args(ids, token_type_ids, attention_mask)).numpy()]
 
     return run
 

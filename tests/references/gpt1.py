@@ -6,9 +6,11 @@ Its `afn="gelu"` is `gelu_new`, the tanh approximation, which the example uses t
 """
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 import torch
+from torch import nn
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -33,7 +35,19 @@ def hf_state_dict(model) -> dict[str, torch.Tensor]:
     return out
 
 
-def reference(model):
+class LMLogits(nn.Module):
+    """The HF model giving the logits alone."""
+
+    def __init__(self, hf: nn.Module) -> None:
+        super().__init__()
+        self.hf = hf
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.hf(ids).logits
+
+
+def torch_module(model) -> tuple[nn.Module, Callable[..., tuple[torch.Tensor, ...]]]:
+    """The eager module holding `model`'s weights, and its arguments from the zoo's numpy inputs."""
     from transformers import OpenAIGPTConfig, OpenAIGPTLMHeadModel
 
     c = model.config
@@ -44,9 +58,14 @@ def reference(model):
     missing, unexpected = hf.load_state_dict(hf_state_dict(model), strict=False)
     assert not unexpected, unexpected
     assert all(k.endswith("attn.bias") for k in missing), missing  # the causal-mask buffers
+    return LMLogits(hf).eval(), lambda ids: (torch.from_numpy(ids),)
+
+
+def reference(model):
+    net, torch_args = torch_module(model)
 
     def run(ids: np.ndarray) -> list[np.ndarray]:
         with torch.no_grad():
-            return [hf(torch.from_numpy(ids)).logits.numpy()]
+            return [net(*torch_args(ids)).numpy()]
 
     return run

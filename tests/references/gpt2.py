@@ -5,9 +5,11 @@ as Conv1D too (weight [in, out]): the archir Linear weights are transposed and c
 """
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 import torch
+from torch import nn
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -32,20 +34,37 @@ def hf_state_dict(model) -> dict[str, torch.Tensor]:
     return out
 
 
-def reference(model):
+class LMLogits(nn.Module):
+    """The HF model giving the logits alone."""
+
+    def __init__(self, hf: nn.Module) -> None:
+        super().__init__()
+        self.hf = hf
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.hf(ids).logits
+
+
+def torch_module(model) -> tuple[nn.Module, Callable[..., tuple[torch.Tensor, ...]]]:
+    """The eager module holding `model`'s weights, and its arguments from the zoo's numpy inputs."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     c = model.config
     config = GPT2Config(vocab_size=c.vocab, n_positions=c.max_len, n_embd=c.dim, n_layer=c.layers,
                         n_head=c.heads, layer_norm_epsilon=c.eps, bos_token_id=0, eos_token_id=0,
-                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, use_cache=False)
     hf = GPT2LMHeadModel(config).eval()
     missing, unexpected = hf.load_state_dict(hf_state_dict(model), strict=False)
     assert not unexpected, unexpected
     assert all(k.endswith(("attn.bias", "attn.masked_bias")) for k in missing), missing
+    return LMLogits(hf).eval(), lambda ids: (torch.from_numpy(ids),)
+
+
+def reference(model):
+    net, torch_args = torch_module(model)
 
     def run(ids: np.ndarray) -> list[np.ndarray]:
         with torch.no_grad():
-            return [hf(torch.from_numpy(ids)).logits.numpy()]
+            return [net(*torch_args(ids)).numpy()]
 
     return run

@@ -1,5 +1,7 @@
 """Reference for examples/lenet.py: LeNet-5 as a torch.nn.Module of built-in layers."""
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -26,12 +28,18 @@ class TorchLeNet(nn.Module):
         return self.fc3(x)
 
 
-def reference(model):
+def torch_module(model) -> tuple[nn.Module, Callable[..., tuple[torch.Tensor, ...]]]:
+    """The eager module holding `model`'s weights, and its arguments from the zoo's numpy inputs."""
     net = TorchLeNet(model.config).eval()
     net.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
+    return net, lambda x: (torch.from_numpy(x),)
+
+
+def reference(model):
+    net, torch_args = torch_module(model)
 
     def run(x: np.ndarray) -> list[np.ndarray]:
         with torch.no_grad():
-            return [net(torch.from_numpy(x)).numpy()]
+            return [net(*torch_args(x)).numpy()]
 
     return run

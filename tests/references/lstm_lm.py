@@ -1,5 +1,7 @@
 """Reference for examples/lstm_lm.py: torch.nn.Embedding, LSTM and Linear with the same weights."""
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -17,12 +19,18 @@ class TorchLSTMLM(nn.Module):
         return self.head(hidden), h_n, c_n
 
 
-def reference(model):
+def torch_module(model) -> tuple[nn.Module, Callable[..., tuple[torch.Tensor, ...]]]:
+    """The eager module holding `model`'s weights, and its arguments from the zoo's numpy inputs."""
     net = TorchLSTMLM(model.config).eval()
     net.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
+    return net, lambda ids: (torch.from_numpy(ids),)
+
+
+def reference(model):
+    net, torch_args = torch_module(model)
 
     def run(ids: np.ndarray) -> list[np.ndarray]:
         with torch.no_grad():
-            return [t.numpy() for t in net(torch.from_numpy(ids))]
+            return [t.numpy() for t in net(*torch_args(ids))]
 
     return run

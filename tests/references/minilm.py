@@ -6,10 +6,12 @@ sentence of the batch; the two zoo sizes are two batches of different size and l
 """
 
 import os
+from collections.abc import Callable
 from functools import cache
 
 import numpy as np
 import torch
+from torch import nn
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -52,15 +54,32 @@ def make_inputs(graph, sizes: dict[str, int], rng: np.random.Generator) -> list[
     return arrays
 
 
+class SentenceEmbedding(nn.Module):
+    """The sentence-transformers model called with archir's inputs, giving the embeddings alone."""
+
+    def __init__(self, st: nn.Module) -> None:
+        super().__init__()
+        self.st = st
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor,
+                attention_mask: torch.Tensor) -> torch.Tensor:
+        features = {"input_ids": input_ids, "token_type_ids": token_type_ids,
+                    "attention_mask": attention_mask}
+        return self.st(features)["sentence_embedding"]
+
+
+def torch_module(model) -> tuple[nn.Module, Callable[..., tuple[torch.Tensor, ...]]]:
+    """The eager module holding `model`'s weights, and its arguments from the zoo's numpy inputs."""
+    net = SentenceEmbedding(sentence_transformer()).eval()
+    return net, lambda *arrays: tuple(torch.from_numpy(a) for a in arrays)
+
+
 def reference(model):
-    st = sentence_transformer()
+    net, torch_args = torch_module(model)
 
     def run(input_ids: np.ndarray, token_type_ids: np.ndarray,
             attention_mask: np.ndarray) -> list[np.ndarray]:
-        features = {"input_ids": torch.from_numpy(input_ids),
-                    "token_type_ids": torch.from_numpy(token_type_ids),
-                    "attention_mask": torch.from_numpy(attention_mask)}
         with torch.no_grad():
-            return [st(features)["sentence_embedding"].numpy()]
+            return [net(*torch_args(input_ids, token_type_ids, attention_mask)).numpy()]
 
     return run

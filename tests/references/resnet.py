@@ -4,6 +4,8 @@ Batch norm runs in eval mode on the archir model's running statistics, loaded wi
 the state dict; adaptive average pooling to 1x1 stands in for archir's mean over H and W.
 """
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -50,15 +52,21 @@ class TorchResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def reference(model):
+def torch_module(model) -> tuple[nn.Module, Callable[..., tuple[torch.Tensor, ...]]]:
+    """The eager module holding `model`'s weights, and its arguments from the zoo's numpy inputs."""
     net = TorchResNet(model.config).eval()
     missing, unexpected = net.load_state_dict(
         {k: torch.from_numpy(v) for k, v in model.state_dict().items()}, strict=False)
     assert not unexpected, unexpected
     assert all(k.endswith("num_batches_tracked") for k in missing), missing
+    return net, lambda x: (torch.from_numpy(x),)
+
+
+def reference(model):
+    net, torch_args = torch_module(model)
 
     def run(x: np.ndarray) -> list[np.ndarray]:
         with torch.no_grad():
-            return [net(torch.from_numpy(x)).numpy()]
+            return [net(*torch_args(x)).numpy()]
 
     return run

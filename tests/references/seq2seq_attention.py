@@ -4,6 +4,8 @@ The encoder is torch.nn.GRU (bidirectional); the decoder is a Python loop over t
 applying the paper's equations with torch ops, its GRU step a torch.nn.GRUCell.
 """
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -59,12 +61,18 @@ class TorchSeq2SeqAttention(nn.Module):
         return self.decoder(tgt, annotations)
 
 
-def reference(model):
+def torch_module(model) -> tuple[nn.Module, Callable[..., tuple[torch.Tensor, ...]]]:
+    """The eager module holding `model`'s weights, and its arguments from the zoo's numpy inputs."""
     net = TorchSeq2SeqAttention(model.config).eval()
     net.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
+    return net, lambda src, tgt: (torch.from_numpy(src), torch.from_numpy(tgt))
+
+
+def reference(model):
+    net, torch_args = torch_module(model)
 
     def run(src: np.ndarray, tgt: np.ndarray) -> list[np.ndarray]:
         with torch.no_grad():
-            return [t.numpy() for t in net(torch.from_numpy(src), torch.from_numpy(tgt))]
+            return [t.numpy() for t in net(*torch_args(src, tgt))]
 
     return run

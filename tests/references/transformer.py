@@ -7,6 +7,7 @@ a key is ignored, the archir `src_mask` True where it is attended.
 """
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -66,13 +67,20 @@ def torch_state_dict(model) -> dict[str, torch.Tensor]:
     return out
 
 
-def reference(model):
+def torch_module(model) -> tuple[nn.Module, Callable[..., tuple[torch.Tensor, ...]]]:
+    """The eager module holding `model`'s weights, and its arguments from the zoo's numpy inputs."""
     net = TorchTransformer(model.config).eval()
     net.load_state_dict(torch_state_dict(model))  # strict: every torch weight comes from archir
+    return net, lambda src, tgt, src_mask: (torch.from_numpy(src), torch.from_numpy(tgt),
+                                            torch.from_numpy(src_mask))
+
+
+def reference(model):
+    net, torch_args = torch_module(model)
 
     def run(src: np.ndarray, tgt: np.ndarray, src_mask: np.ndarray) -> list[np.ndarray]:
         with torch.no_grad():
-            out = net(torch.from_numpy(src), torch.from_numpy(tgt), torch.from_numpy(src_mask))
+            out = net(*torch_args(src, tgt, src_mask))
         return [out.numpy()]
 
     return run

@@ -3,8 +3,9 @@
 The argument is reduced by pi/2 in f64 with a three-part Cody-Waite split (exact products for
 |n| < 2^27, so accurate for |x| <= 2e8); +-inf and NaN give NaN. Finite lanes beyond 2e8 are rare:
 when a vector holds one, a cold branch recomputes those lanes with libm's f64 sin/cos (which reduces
-exactly), so the hot path stays branch-free. f32 evaluates its short polynomials in f32. Coefficients: weighted minimax fits (see
-vecmath_exp.py) of (sin r - r) / r^3 and (cos r - 1 + r^2/2) / r^4 on |r| <= 1.01 pi/4.
+exactly), so the hot path stays branch-free. f32 evaluates its short polynomials in f32.
+Coefficients: weighted minimax fits (see vecmath_exp.py) of (sin r - r) / r^3 and
+(cos r - 1 + r^2/2) / r^4 on |r| <= 1.01 pi/4.
 """
 
 from __future__ import annotations

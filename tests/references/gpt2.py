@@ -11,7 +11,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from archir.zoo import REFERENCES, load_module
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Loaded by path like every reference (they are not a package the CLI can import).
+_shared = load_module(REFERENCES / "hf_gpt_blocks.py", "reference")
 
 
 def hf_state_dict(model) -> dict[str, torch.Tensor]:
@@ -19,30 +23,8 @@ def hf_state_dict(model) -> dict[str, torch.Tensor]:
     out = {"transformer.wte.weight": sd["wte.weight"], "transformer.wpe.weight": sd["wpe.weight"],
            "transformer.ln_f.weight": sd["ln_f.weight"], "transformer.ln_f.bias": sd["ln_f.bias"],
            "lm_head.weight": sd["wte.weight"]}
-    for i in range(model.config.layers):
-        src, dst = f"blocks.{i}.", f"transformer.h.{i}."
-        for ln in ("ln_1", "ln_2"):
-            out[dst + f"{ln}.weight"] = sd[src + f"{ln}.weight"]
-            out[dst + f"{ln}.bias"] = sd[src + f"{ln}.bias"]
-        qkv = [src + f"attn.{p}_proj" for p in "qkv"]
-        out[dst + "attn.c_attn.weight"] = torch.cat([sd[p + ".weight"].T for p in qkv], dim=1)
-        out[dst + "attn.c_attn.bias"] = torch.cat([sd[p + ".bias"] for p in qkv])
-        for hf_name, ours in (("attn.c_proj", "attn.out_proj"), ("mlp.c_fc", "mlp.fc"),
-                              ("mlp.c_proj", "mlp.proj")):
-            out[dst + hf_name + ".weight"] = sd[src + ours + ".weight"].T.contiguous()
-            out[dst + hf_name + ".bias"] = sd[src + ours + ".bias"]
+    out.update(_shared.hf_blocks(sd, model.config.layers))
     return out
-
-
-class LMLogits(nn.Module):
-    """The HF model giving the logits alone."""
-
-    def __init__(self, hf: nn.Module) -> None:
-        super().__init__()
-        self.hf = hf
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.hf(ids).logits
 
 
 def torch_module(model) -> tuple[nn.Module, Callable[..., tuple[torch.Tensor, ...]]]:
@@ -57,7 +39,7 @@ def torch_module(model) -> tuple[nn.Module, Callable[..., tuple[torch.Tensor, ..
     missing, unexpected = hf.load_state_dict(hf_state_dict(model), strict=False)
     assert not unexpected, unexpected
     assert all(k.endswith(("attn.bias", "attn.masked_bias")) for k in missing), missing
-    return LMLogits(hf).eval(), lambda ids: (torch.from_numpy(ids),)
+    return _shared.LMLogits(hf).eval(), lambda ids: (torch.from_numpy(ids),)
 
 
 def reference(model):

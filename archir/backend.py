@@ -65,9 +65,9 @@ class InterpreterModule(CompiledModule):
     """The numpy interpreter behind the common interface (the `interp` backend)."""
 
     def run(self, arrays: list[Any], bindings: dict[str, int]) -> list[np.ndarray]:
-        from archir.interpreter import run
+        from archir.interpreter import run_checked
 
-        return run(self.graph, *arrays)
+        return run_checked(self.graph, arrays, bindings)
 
 
 BackendFn = Callable[..., CompiledModule]

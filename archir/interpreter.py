@@ -41,6 +41,12 @@ def run(graph: Graph, *args: Any, params: Mapping[str, np.ndarray] | None = None
         **kwargs: Any) -> list[np.ndarray]:
     """Run `graph` on numpy arrays (or torch tensors); returns the outputs as numpy arrays."""
     arrays, bindings = check_arguments(graph, args, kwargs)
+    return run_checked(graph, arrays, bindings, params)
+
+
+def run_checked(graph: Graph, arrays: Sequence[Any], bindings: dict[str, int],
+                params: Mapping[str, np.ndarray] | None = None) -> list[np.ndarray]:
+    """`run` on arguments `check_arguments` already accepted (compiled modules check them once)."""
     env = _Env()
     for v, a in zip(graph.inputs, arrays, strict=True):
         env.values[v] = a if isinstance(a, np.ndarray) else a.detach().cpu().numpy()

@@ -74,11 +74,23 @@ BackendFn = Callable[..., CompiledModule]
 _BACKENDS: dict[str, BackendFn] = {
     "interp": lambda graph, **_: InterpreterModule(graph, CompileReport("interp", len(graph.nodes))),
 }
+# The pass pipeline `compile_graph` runs when the caller names none. The interpreter is the
+# ground truth and runs a graph as written; code generators get the clean-ups and fusion.
+_PIPELINES: dict[str, str] = {"interp": ""}
+DEFAULT_PIPELINE = "canonicalize,fuse"
 _loaded = False
 
 
-def register_backend(name: str, compile_fn: BackendFn) -> None:
+def register_backend(name: str, compile_fn: BackendFn, *, pipeline: str = DEFAULT_PIPELINE) -> None:
+    """Make `compile_graph(graph, name)` call `compile_fn(graph, **options)` after running
+    `pipeline` (the backend's default; callers may pass their own, "" for none)."""
     _BACKENDS[name] = compile_fn
+    _PIPELINES[name] = pipeline
+
+
+def default_pipeline(backend: str) -> str:
+    _load_plugins()
+    return _PIPELINES.get(backend, DEFAULT_PIPELINE)
 
 
 LoadFn = Callable[[Any], CompiledModule]
@@ -149,11 +161,24 @@ def available_backends() -> list[str]:
     return sorted(_BACKENDS)
 
 
-def compile_graph(graph: Graph, backend: str = "interp", **options: Any) -> CompiledModule:
+def compile_graph(graph: Graph, backend: str = "interp", *, pipeline: str | None = None,
+                  **options: Any) -> CompiledModule:
+    """`graph` compiled by `backend`, after the pass `pipeline` (None: the backend's default,
+    `canonicalize,fuse` for code generators; "": the graph as given). `graph` is not changed;
+    the module's `.graph` is the optimised one and its report names the pipeline."""
     _load_plugins()
     if backend in _BROKEN and backend not in _BACKENDS:
         raise BackendError(f"backend '{backend}' failed to load: {_BROKEN[backend]}")
     if backend not in _BACKENDS:
         raise BackendError(f"unknown backend '{backend}'",
                            hint=f"available backends: {', '.join(available_backends())}")
-    return _BACKENDS[backend](graph, **options)
+    if pipeline is None:
+        pipeline = _PIPELINES.get(backend, DEFAULT_PIPELINE)
+    if pipeline:
+        from archir.ir import copy_graph
+        from archir.pass_manager import run_pipeline
+
+        graph = run_pipeline(copy_graph(graph), pipeline)
+    module = _BACKENDS[backend](graph, **options)
+    module.report.notes.insert(0, f"pipeline: {pipeline or '(none)'}")
+    return module

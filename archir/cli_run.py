@@ -33,7 +33,7 @@ TOLERANCES: dict[DType, float] = {DType.f64: 1e-7, DType.f32: 1e-4, DType.f16: 1
 def run_command(args: argparse.Namespace) -> int:
     graph = load_model(args.model)
     verify(graph)
-    compiled = compile_model(graph, args.backend)
+    compiled = compile_model(graph, args.backend, args.pipeline)
     defaults, int_high = zoo_defaults(args.model)
     sizes = bind_sizes(graph, parse_sizes(args.sizes), defaults)
     inputs = make_inputs(graph, sizes, np.random.default_rng(args.seed), int_high)
@@ -47,11 +47,11 @@ def run_command(args: argparse.Namespace) -> int:
     return report_check(outputs, expected, args.backend, args.tol)
 
 
-def compile_model(graph: Graph, backend: str) -> CompiledModule:
+def compile_model(graph: Graph, backend: str, pipeline: str | None = None) -> CompiledModule:
     if backend not in available_backends():
         raise BackendError(f"unknown backend '{backend}'",
                            hint=f"available backends: {', '.join(available_backends())}")
-    return compile_graph(graph, backend)
+    return compile_graph(graph, backend, pipeline=pipeline)
 
 
 def call_backend(compiled: CompiledModule, backend: str, inputs: list[np.ndarray],
@@ -178,7 +178,7 @@ ArtifactWriter = Callable[[Path], Any]
 def compile_command(args: argparse.Namespace) -> int:
     graph = load_model(args.model)
     verify(graph)
-    compiled = compile_model(graph, args.backend)
+    compiled = compile_model(graph, args.backend, args.pipeline)
     out = Path(args.output)
     written = artifact_writer(compiled, args.backend)(out)
     files = [Path(f) for f in written] if written else sorted(p for p in out.rglob("*") if p.is_file())
@@ -220,10 +220,18 @@ def add_parsers(sub: Any, model_help: str) -> None:
                      help="also run the interpreter on the same inputs and compare")
     run.add_argument("--tol", type=float, metavar="TOL",
                      help="max abs error --check accepts (default 1e-4 for f32, 1e-2 f16, 5e-2 bf16)")
+    _pipeline_option(run)
     run.set_defaults(handler=run_command)
 
     comp = sub.add_parser("compile", help="compile a model and write the backend's artifact to a directory")
     comp.add_argument("model", metavar="MODEL", help=model_help)
     comp.add_argument("--backend", default="torch", help="a backend that writes artifacts (default torch)")
     comp.add_argument("-o", "--output", metavar="DIR", required=True, help="directory to write")
+    _pipeline_option(comp)
     comp.set_defaults(handler=compile_command)
+
+
+def _pipeline_option(parser: Any) -> None:
+    parser.add_argument("--pipeline", metavar="PASSES",
+                        help="passes to run before compiling (default: the backend's, canonicalize,fuse "
+                             "for torch and llvm, none for interp; '' for none)")

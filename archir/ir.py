@@ -137,3 +137,37 @@ def replace_all_uses(graph: Graph, old: Value, new: Value) -> None:
         for region in node.regions:
             region.results = [new if v is old else v for v in region.results]
     graph.outputs = [new if v is old else v for v in graph.outputs]
+
+
+def copy_graph(graph: Graph) -> Graph:
+    """A structural copy that passes may rewrite without touching `graph`: new values, nodes and
+    regions; types, attributes, locations and the weight arrays themselves are shared. Analysis
+    annotations refer to the old values, so the copy starts without them."""
+    table: dict[int, Value] = {}
+
+    def value(v: Value | None) -> Value | None:
+        if v is None:
+            return None
+        if id(v) not in table:  # graph inputs, params and region arguments (defined, not produced)
+            table[id(v)] = Value(v.type, v.kind, v.name, None, v.index)
+        return table[id(v)]
+
+    def node(n: Node) -> Node:
+        copied = Node(n.op, [value(v) for v in n.inputs], dict(n.attrs), name=n.name, loc=n.loc)  # type: ignore[misc]
+        copied.regions = [region(r) for r in n.regions]
+        for out in n.outputs:
+            new = Value(out.type, out.kind, out.name, copied, out.index)
+            table[id(out)] = new
+            copied.outputs.append(new)
+        return copied
+
+    def region(r: Region) -> Region:
+        args = [value(a) for a in r.args]
+        nodes = [node(n) for n in r.nodes]
+        return Region(args, nodes, [value(v) for v in r.results], r.name)  # type: ignore[arg-type]
+
+    inputs = [value(v) for v in graph.inputs]
+    params = [value(v) for v in graph.params]
+    nodes = [node(n) for n in graph.nodes]
+    return Graph(graph.name, inputs, params, nodes, [value(v) for v in graph.outputs],  # type: ignore[arg-type]
+                 dict(graph.param_data), graph.loc)

@@ -61,7 +61,7 @@ def run_op(op: str, *arrays: np.ndarray | None, **attrs: Any) -> Any:
 
 def check_backend_agrees(graph: Graph, inputs: list[np.ndarray], expected: list[np.ndarray],
                          backend: str) -> None:
-    got = compile_graph(graph, backend)(*inputs)
+    got = compile_graph(graph, backend, pipeline="")(*inputs)
     for g, e in zip(got, expected, strict=True):
         assert (g.dtype, g.shape) == (e.dtype, e.shape), \
             f"{backend}: {g.dtype}{g.shape} != {e.dtype}{e.shape}"

@@ -32,7 +32,6 @@ from torch._subclasses.fake_tensor import unset_fake_temporarily
 from archir.backend import CompiledModule, available_backends, compile_graph
 from archir.errors import ArchirError, BackendError
 from archir.ir import Graph
-from archir.pass_manager import PassManager
 
 log = logging.getLogger(__name__)
 NAME = "archir"
@@ -44,7 +43,7 @@ class BackendOptions:
     archir cannot import may run eagerly instead (off unless asked: no silent fallback)."""
 
     backend: str = "torch"
-    pipeline: str = "canonicalize"
+    pipeline: str | None = None  # None: the archir backend's default (compile_graph)
     fallback: str | None = None
 
     @staticmethod
@@ -117,9 +116,7 @@ def _compile_forward(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], *,
         return _eager_or_raise(gm, options, err)
     # aot_autograd calls us inside its fake-tensor mode; the backend's weights must be real.
     with unset_fake_temporarily():
-        if options.pipeline:
-            graph = PassManager(options.pipeline).run(graph)
-        return ArchirForward(compile_graph(graph, backend=options.backend), gm)
+        return ArchirForward(compile_graph(graph, backend=options.backend, pipeline=options.pipeline), gm)
 
 
 def import_forward(gm: torch.fx.GraphModule, names: Sequence[str] = ()) -> Graph:

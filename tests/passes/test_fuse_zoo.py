@@ -120,7 +120,7 @@ def llvm_lowers_fused_groups() -> str | None:
     }
     """)
     try:
-        compile_graph(probe, "llvm")(np.ones(4, np.float32))
+        compile_graph(probe, "llvm", pipeline="")(np.ones(4, np.float32))
     except BackendError as err:
         return f"the llvm backend does not lower fused groups yet: {err.message}"
     return None
@@ -136,7 +136,7 @@ def test_backend_runs_the_fused_graph_like_the_unfused_one(name: str, backend: s
     if backend == "llvm" and (reason := llvm_lowers_fused_groups()) is not None:
         pytest.skip(reason)
     graph, fused, inputs, want = graphs(name)
-    got = compile_graph(fused, backend)(*inputs)
+    got = compile_graph(fused, backend, pipeline="")(*inputs)
     assert_same(got, want, f"{name}: {backend} fused vs interpreter unfused")
-    unfused = compile_graph(graph, backend)(*inputs)
+    unfused = compile_graph(graph, backend, pipeline="")(*inputs)
     assert_same(got, unfused, f"{name}: {backend} fused vs {backend} unfused")

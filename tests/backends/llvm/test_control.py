@@ -57,7 +57,7 @@ def _while_graph():
 
 
 def _check(graph, *inputs):
-    got = compile_graph(graph, "llvm")(*inputs)
+    got = compile_graph(graph, "llvm", pipeline="")(*inputs)
     want = run(graph, *inputs)
     for g, w in zip(got, want, strict=True):
         assert g.shape == w.shape and g.dtype == w.dtype
@@ -67,7 +67,7 @@ def _check(graph, *inputs):
 @pytest.mark.parametrize("reverse", [False, True])
 def test_scan_one_build_two_sizes(reverse):
     graph = _rnn_graph(reverse)
-    compiled = compile_graph(graph, "llvm")
+    compiled = compile_graph(graph, "llvm", pipeline="")
     rng = np.random.default_rng(1)
     for shape in ((2, 5, 4), (3, 1, 4)):
         xs = rng.standard_normal(shape).astype(np.float32)

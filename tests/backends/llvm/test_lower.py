@@ -34,7 +34,7 @@ def all_cases():
         results = result if isinstance(result, tuple) else (result,)
         slices[cid] = (len(b.outputs), len(b.outputs) + len(results))
         b.output(*results)
-    outputs = compile_graph(b.build(), "llvm")(*arrays)
+    outputs = compile_graph(b.build(), "llvm", pipeline="")(*arrays)
     return {cid: outputs[lo:hi] for cid, (lo, hi) in slices.items()}
 
 
@@ -67,7 +67,7 @@ def test_out_of_range_index_is_an_error_not_a_crash():
 
     ids = np.array([[1, 12]], np.int64)
     table = np.ones((10, 4), np.float32)
-    compiled = compile_graph(single_op_graph("embedding", ids, table), "llvm")
+    compiled = compile_graph(single_op_graph("embedding", ids, table), "llvm", pipeline="")
     with pytest.raises(ArchirError, match=r"embedding index out of range.*\[0, 10\)"):
         compiled(ids, table)
     np.testing.assert_array_equal(compiled(np.array([[1, 9]]), table)[0], np.ones((1, 2, 4), np.float32))

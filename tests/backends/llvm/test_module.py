@@ -31,7 +31,7 @@ def _graph():
 
 @pytest.fixture(scope="module")
 def compiled():
-    return compile_graph(_graph(), "llvm")
+    return compile_graph(_graph(), "llvm", pipeline="")
 
 
 def _inputs(batch: int, seed: int = 0):

@@ -45,7 +45,7 @@ def _check(compiled, graph, *inputs):
 @pytest.mark.parametrize("k,n", [(1, 1), (7, 17), (33, 40), (64, 300)], ids=str)
 def test_linear_and_matmul_weights(k: int, n: int) -> None:
     graph = _layer_graph(k, n, seed=0)
-    compiled = compile_graph(graph, "llvm")
+    compiled = compile_graph(graph, "llvm", pipeline="")
     rng = np.random.default_rng(1)
     for shape in ((1, 1), (3, 5), (2, 17), (8, 1)):  # rows 1..34: small-M and blocked paths
         _check(compiled, graph, rng.standard_normal((*shape, k)).astype(np.float32))
@@ -69,7 +69,7 @@ def test_activation_b_is_not_packed() -> None:
     graph = b.build()
     text = emit(graph, "loops")
     assert text.count("call gemm(") == 1 and text.count("call gemm_param.") == 1, text
-    compiled = compile_graph(graph, "llvm")
+    compiled = compile_graph(graph, "llvm", pipeline="")
     for m in (1, 30):
         _check(compiled, graph, rng.standard_normal((m, 8)).astype(np.float32),
                rng.standard_normal((8, 5)).astype(np.float32))
@@ -83,7 +83,7 @@ def test_transposed_rows_are_not_folded() -> None:
     w = b.param("w", f32[5, 6], rng.standard_normal((5, 6)).astype(np.float32))
     b.output(b.linear(b.transpose(x, perm=[1, 0, 2]), w))
     graph = b.build()
-    _check(compile_graph(graph, "llvm"), graph, rng.standard_normal((4, 3, 6)).astype(np.float32))
+    _check(compile_graph(graph, "llvm", pipeline=""), graph, rng.standard_normal((4, 3, 6)).astype(np.float32))
 
 
 def test_scan_reuses_packed_weight() -> None:
@@ -100,7 +100,7 @@ def test_scan_reuses_packed_weight() -> None:
     h, ys = b.op("scan", b.full(shape=["B", 20], value=0.0), xs, regions=[body], num_carry=1, axis=0)
     b.output(h, ys)
     graph = b.build()
-    compiled = compile_graph(graph, "llvm")
+    compiled = compile_graph(graph, "llvm", pipeline="")
     for shape in ((9, 16, 20), (3, 1, 20)):
         _check(compiled, graph, rng.standard_normal(shape).astype(np.float32))
 
@@ -108,7 +108,7 @@ def test_scan_reuses_packed_weight() -> None:
 def test_modules_of_one_graph_keep_their_own_weights() -> None:
     """Same graph text (one cached object code), different weights: each module packs its own."""
     graphs = [_layer_graph(24, 30, seed=s) for s in (0, 1)]
-    modules = [compile_graph(g, "llvm") for g in graphs]
+    modules = [compile_graph(g, "llvm", pipeline="") for g in graphs]
     x = np.random.default_rng(2).standard_normal((2, 3, 24)).astype(np.float32)
     for _ in range(2):  # interleaved calls: neither module sees the other's packing
         for compiled, graph in zip(modules, graphs, strict=True):
@@ -118,7 +118,7 @@ def test_modules_of_one_graph_keep_their_own_weights() -> None:
 
 def test_release_then_pack_again() -> None:
     graph = _layer_graph(40, 50, seed=3)
-    compiled = compile_graph(graph, "llvm")
+    compiled = compile_graph(graph, "llvm", pipeline="")
     x = np.random.default_rng(4).standard_normal((2, 7, 40)).astype(np.float32)
     _check(compiled, graph, x)
     _release_packed_weights(compiled._loaded)  # what the module's finalizer runs

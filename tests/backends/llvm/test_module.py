@@ -56,6 +56,24 @@ def test_keyword_and_torch_arguments(compiled):
     np.testing.assert_allclose(got[0].numpy(), want[0], rtol=1e-5, atol=1e-5)
 
 
+def test_calls_from_several_threads_at_once(compiled):
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = [_inputs(batch, seed) for seed, batch in enumerate([1, 3, 17, 3, 5, 17])]
+    wants = [run(compiled.graph, *args) for args in cases]
+
+    def hammer(k: int) -> float:
+        worst = 0.0
+        for _ in range(50):
+            for args, want in zip(cases[k:] + cases[:k], wants[k:] + wants[:k], strict=True):
+                got = compiled(*args)
+                worst = max(worst, *(float(np.abs(g - w).max()) for g, w in zip(got, want, strict=True)))
+        return worst
+
+    with ThreadPoolExecutor(4) as pool:
+        assert max(pool.map(hammer, range(4))) <= 1e-5
+
+
 def test_non_contiguous_input(compiled):
     x, ids = _inputs(4)
     x_t = np.asfortranarray(x)

@@ -85,9 +85,15 @@ def _scan_impl(*arrays: np.ndarray, num_carry: int, axis: int, reverse: bool,
         outputs.append(list(results[num_carry:]))
     if reverse:
         outputs.reverse()
-    n_out = len(outputs[0]) if outputs else 0
-    stacked = [np.stack([step[i] for step in outputs], axis=ax) for i in range(n_out)]
+    if not outputs:  # no steps: empty per-step outputs of the shapes the body declares
+        return carries + [_no_steps(t, ax) for t in getattr(regions[0], "result_shapes", [])[num_carry:]]
+    stacked = [np.stack([step[i] for step in outputs], axis=ax) for i in range(len(outputs[0]))]
     return carries + stacked
+
+
+def _no_steps(shape_and_dtype: tuple[tuple[int, ...], np.dtype], ax: int) -> np.ndarray:
+    shape, dtype = shape_and_dtype
+    return np.zeros((*shape[:ax], 0, *shape[ax:]), dtype)
 
 
 define_op(

@@ -11,7 +11,7 @@ import keyword
 from collections.abc import Sequence
 from typing import Any
 
-from archir.backends.torch.ops import RENDERERS, TUPLE_RESULTS
+from archir.backends.torch.ops import RENDERERS, TORCH_DTYPES, TUPLE_RESULTS
 
 from archir.errors import BackendError
 from archir.ir import Graph, Node, Region, Value
@@ -165,7 +165,10 @@ class _Emitter:
             if node.attrs["reverse"]:
                 self.emit(depth, f"{s}.reverse()")
             name = self.fresh()
-            self.emit(depth, f"{name} = torch.stack({s}, dim={axis})")
+            t = v.type
+            assert isinstance(t, TensorType)
+            empty = f"torch.zeros({self.dims(t.shape)}, dtype={TORCH_DTYPES[t.dtype]}, device={self.device})"
+            self.emit(depth, f"{name} = torch.stack({s}, dim={axis}) if {s} else {empty}  # no steps: empty")
             self.names[v] = name
 
     def cond(self, node: Node, depth: int) -> None:

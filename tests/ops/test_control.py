@@ -175,6 +175,25 @@ def test_scan_without_carries_maps_over_several_sequences(rng):
     assert_close(got_s, (to_torch(xa) + to_torch(ya)).sum(1), **TOL)
 
 
+@pytest.mark.parametrize("steps", [0, 1, 4])
+def test_scan_of_any_length_including_none_on_every_backend(rng, steps):
+    """Running sum over a symbolic number of steps T: with T = 0 the carry is the initial value and
+    each per-step output is empty with the declared shape (against torch.cumsum / sum)."""
+    b = GraphBuilder("running_sum")
+    xs, h0 = b.input("xs", f32[3, "T", 2]), b.input("h0", f32[3, 2])
+    total, sums = b.scan(h0, xs, num_carry=1, axis=1,
+                         regions=[lambda h, x: (b.add(h, x), b.mul(b.add(h, x), b.add(h, x)))])
+    b.output(total, sums)
+    xa, ha = rand(rng, 3, steps, 2), rand(rng, 3, 2)
+    graph = b.build()
+    got = run_checked(graph, xa, ha)
+    check_backend_agrees(graph, [xa, ha], got, "llvm")
+    want_sums = to_torch(ha)[:, None, :] + torch.cumsum(to_torch(xa), 1)
+    assert_close(got[0], to_torch(ha) + to_torch(xa).sum(1), **TOL)
+    assert got[1].shape == (3, steps, 2)
+    assert_close(got[1], want_sums * want_sums, **TOL)
+
+
 @pytest.mark.parametrize("axis", [2, -1])
 def test_scan_along_the_last_axis_stacks_outputs_of_another_rank(rng, axis):
     """Per-step outputs of rank 3 from slices of rank 2: stacked at position 2 either way."""

@@ -25,6 +25,10 @@ def externals(module: ir.Module, name: str) -> ir.Function:
         from archir.backends.llvm.gemm_prepack import param_gemm_function
 
         return param_gemm_function(module, name.removeprefix("gemm_param."))
+    if name.startswith("flash."):  # one flash-attention tile kernel, specialised by its name
+        from archir.backends.llvm.flash_kernel import flash_function
+
+        return flash_function(module, name.removeprefix("flash."))
     raise KeyError(f"unknown runtime function {name}")
 
 

@@ -241,6 +241,7 @@ class Lowerer:
 def lower_graph(graph: Graph) -> Program:
     """The whole graph as one loop-IR program."""
     from archir.backends.llvm import (  # noqa: F401  # noqa: F401
+        lower_attention,
         lower_control,
         lower_elementwise,
         lower_fused,

@@ -6,6 +6,7 @@ last-axis softmax / log_softmax / layer_norm / rms_norm of unfused graphs use th
 from __future__ import annotations
 
 from archir.backends.llvm.lower import Lowerer, rule
+from archir.backends.llvm.lower_attention import lower_flash_group
 from archir.backends.llvm.lower_control import lower_fused_inline
 from archir.backends.llvm.lower_rows import lower_rows, plan_rows
 
@@ -18,6 +19,8 @@ CONTRACTIONS = ("matmul", "linear", "conv1d", "conv2d")
 def _fused(lw: Lowerer, node: Node) -> None:
     body = node.regions[0]
     if node.attrs["kind"] == "gemm_epilogue" and _gemm_then_rows(lw, node):
+        return
+    if node.attrs["kind"] == "attention" and node.attrs.get("flash") and lower_flash_group(lw, node):
         return
     if node.attrs["kind"] in ("elementwise", "reduction", "layout"):
         plan = plan_rows(body.nodes, body.args, body.results)

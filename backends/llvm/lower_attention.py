@@ -1,0 +1,136 @@
+"""Lowering of `attention` as one flash kernel: a parallel loop over (batch..., query tiles) whose
+body calls the tile kernel of flash_kernel.py with strided views of q, k, v (and the mask), so
+transposed heads cost nothing and no Tq x Tk score buffer exists. f64 and symbolic head sizes
+keep the decomposition.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+
+from archir.backends.llvm.flash_kernel import FlashConfig
+from archir.backends.llvm.loops import Binary, Call, Const, Expr, Loop, Ptr, dim_expr, iadd, imul
+from archir.backends.llvm.lower import Lowerer, View, rule
+from archir.backends.llvm.target import host_target
+
+from archir.ir import Node
+from archir.symbolic import Dim
+from archir.types import DType
+
+KEYS_PER_TILE = 64
+
+
+@rule("attention")
+def _attention(lw: Lowerer, node: Node) -> None:
+    if not lower_attention(lw, node, None):
+        lw.lower_decomposition(node)
+
+
+def flash_config(node: Node) -> FlashConfig | None:
+    """The kernel for this node, or None when it keeps the decomposition (f64, symbolic D)."""
+    q, v = node.inputs[0].tensor_type, node.inputs[2].tensor_type
+    mask = node.inputs[3] if len(node.inputs) > 3 else None
+    d, dv = q.shape[-1], v.shape[-1]
+    if q.dtype not in (DType.f32, DType.f16, DType.bf16) or not isinstance(d, int) or not isinstance(dv, int):
+        return None
+    vw = host_target().vector_width_f32
+    tq = q.shape[-2]
+    # A decode step (a handful of queries) fills one vector; otherwise two per tile.
+    nv = 1 if isinstance(tq, int) and tq <= vw else 2
+    mask_dtype = None if mask is None else mask.tensor_type.dtype
+    return FlashConfig(q.dtype, d, dv, bool(node.attrs.get("causal", False)), mask_dtype, vw, nv,
+                       KEYS_PER_TILE)
+
+
+def lower_attention(lw: Lowerer, node: Node, out: View | None) -> bool:
+    """Emit the flash kernel for `node` writing into `out` (its result view when None); False
+    when the node needs the decomposition instead (nothing emitted then)."""
+    cfg = flash_config(node)
+    if cfg is None:
+        return False
+    q, k, v = (lw.view(x) for x in node.inputs[:3])
+    if _decode_shaped(cfg, q, k, v):
+        cfg = replace(cfg, by_row=True)
+    mask_value = node.inputs[3] if len(node.inputs) > 3 else None
+    if out is None:
+        out = lw.result(node.outputs[0])
+    t = node.outputs[0].tensor_type
+    batch, tq, tk = t.shape[:-2], q.shape[-2], k.shape[-2]
+    tiles = Binary("floordiv", iadd(dim_expr(tq), Const(cfg.nq - 1)), Const(cfg.nq), DType.i64)
+    total: Expr = tiles
+    for dim in batch:
+        total = imul(total, dim_expr(dim))
+    task = lw.fresh("tile")
+    idx, tile = _unflatten(task, batch, tiles)
+    q0 = imul(tile, Const(cfg.nq))
+    args: list[Expr] = [q0, dim_expr(tq), dim_expr(tk), Const(_scale(node, cfg.d), DType.f32)]
+    views = [q, k, v, out]
+    if mask_value is not None:
+        mview = lw.view(mask_value)
+        views.append(mview.with_layout(*_pad_to(mview, len(batch) + 2)))
+    for view in views:
+        args.extend(_matrix(view, batch, idx))
+    call = Call(f"flash.{cfg.key}", args)
+    work = imul(Const(cfg.nq * (cfg.d + cfg.dv)), dim_expr(tk))
+    lw.emit(Loop(task, Const(0), total, [call], parallel=work))
+    return True
+
+
+def _decode_shaped(cfg: FlashConfig, q: View, k: View, v: View) -> bool:
+    """A few queries (one vector's worth or less) whose rows are unit-stride vectors."""
+    rows_ok = cfg.d % cfg.vw == 0 and cfg.dv % cfg.vw == 0
+    return cfg.nv == 1 and rows_ok and all(x.strides[-1] == 1 for x in (q, k, v))
+
+
+def _scale(node: Node, d: int) -> float:
+    scale = node.attrs.get("scale")
+    return float(scale) if scale is not None else 1.0 / math.sqrt(d)
+
+
+def _unflatten(task: Expr, batch: Sequence[Dim], tiles: Expr) -> tuple[list[Expr], Expr]:
+    """Batch indices (outermost first) and the query tile of a flat task index; the tile is the
+    fastest-moving so neighbouring tasks share a head's keys."""
+    tile = Binary("mod", task, tiles, DType.i64)
+    rest: Expr = Binary("floordiv", task, tiles, DType.i64)
+    idx: list[Expr] = []
+    for dim in reversed(batch):
+        size = dim_expr(dim)
+        idx.append(Binary("mod", rest, size, DType.i64))
+        rest = Binary("floordiv", rest, size, DType.i64)
+    return list(reversed(idx)), tile
+
+
+def _pad_to(view: View, rank: int) -> tuple[tuple[Dim, ...], tuple[Dim, ...]]:
+    """Leading size-1 dims so a broadcast mask has the rank of the scores."""
+    extra = rank - view.rank
+    return (1,) * extra + view.shape, (0,) * extra + view.strides
+
+
+def _matrix(view: View, batch: Sequence[Dim], idx: Sequence[Expr]) -> list[Expr]:
+    """Pointer to the [T, D] matrix of batch index `idx` (broadcast dims read at 0), row and
+    column strides (0 along a broadcast axis)."""
+    lead = len(batch) - (view.rank - 2)
+    at: list[Expr] = []
+    for axis, dim in enumerate(view.shape[:-2]):
+        at.append(Const(0) if dim == 1 else idx[lead + axis])
+    strides = [Const(0) if d == 1 else dim_expr(s) for d, s in zip(view.shape[-2:], view.strides[-2:],
+                                                                    strict=True)]
+    return [Ptr(view.buffer, view.index([*at, Const(0), Const(0)])), *strides]
+
+
+def lower_flash_group(lw: Lowerer, node: Node) -> bool:
+    """A fused {kind = "attention", flash = true} group: its layout ops (heads split and
+    transposed) become views, then the attention writes straight into the group's result."""
+    body = node.regions[0]
+    *layout, last = body.nodes
+    if last.op != "attention" or list(body.results) != [last.outputs[0]] or flash_config(last) is None:
+        return False
+    for arg, value in zip(body.args, node.inputs, strict=True):
+        lw.bind(arg, lw.view(value))
+    lw.lower_nodes(layout)
+    out = lw.result(node.outputs[0])
+    lower_attention(lw, last, out)
+    lw.bind(last.outputs[0], out)
+    return True

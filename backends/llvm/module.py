@@ -23,7 +23,7 @@ from archir.backend import CompiledModule, CompileReport, register_backend
 from archir.errors import ArchirError, BackendError
 from archir.ir import Graph
 from archir.printer import print_graph
-from archir.symbolic import Dim, evaluate, parse_dim
+from archir.symbolic import Dim, add, dim_str, evaluate, mul, parse_dim
 from archir.types import DType, TensorType
 
 # ctypes lets go of the GIL during a native call, so two Python threads could be inside native
@@ -55,6 +55,24 @@ class NativeLayout:
     def from_json(data: dict[str, Any]) -> NativeLayout:
         temps = [(DType(d), parse_dim(s)) for d, s in data["temps"]]
         return NativeLayout(list(data["symbols"]), temps, list(data["errors"]))
+
+    def arena_formula(self) -> Dim:
+        """The arena's bytes as an expression of the run-time dims (each temp rounded up to ALIGN
+        only when its size is static, so the formula is a lower bound by < ALIGN per temp)."""
+        total: Dim = 0
+        for dtype, size in self.temps:
+            total = add(total, mul(size, dtype.itemsize))
+        return total
+
+    def largest_temp(self) -> tuple[DType, Dim] | None:
+        """The temp with the most bytes at size 64 for every dim (a stand-in for "large")."""
+        probe = {s: 64 for s in self.symbols}
+        return max(self.temps, key=lambda t: evaluate(t[1], probe) * t[0].itemsize, default=None)
+
+    def describe_arena(self) -> str:
+        largest = self.largest_temp()
+        biggest = "" if largest is None else f"; largest temp {largest[0]}[{dim_str(largest[1])}]"
+        return f"arena: {len(self.temps)} temps, {dim_str(self.arena_formula())} bytes{biggest}"
 
     def arena_bytes(self, bindings: dict[str, int]) -> int:
         total = 0
@@ -201,7 +219,8 @@ def compile_llvm(graph: Graph, *, opt: int = 3, use_cache: bool = True, **_: Any
         note = "object code: compiled"
     report = CompileReport("llvm", kernels=1, extern_calls=[], notes=[note])
     module = LLVMModule(graph, code, layout, key=key, options=options, report=report)
-    report.arena_bytes = 0
+    report.arena_bytes = 0 if layout.symbols else layout.arena_bytes({})  # symbolic: see the note
+    report.notes.append(layout.describe_arena())
     report.notes.append(f"compile time: {time.perf_counter() - started:.3f} s")
     return module
 

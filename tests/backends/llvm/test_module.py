@@ -124,3 +124,14 @@ def test_emit_stages():
     assert "ymm" in emit(graph, "asm")  # AVX2 vectors on this host (8 floats)
     with pytest.raises(ArchirError, match="unknown llvm stage"):
         emit(graph, "ptx")
+
+
+def test_report_gives_the_arena_as_a_formula_of_the_dims(compiled):
+    from archir.symbolic import evaluate
+
+    layout = compiled.layout
+    assert f"arena: {len(layout.temps)} temps" in str(compiled.report)
+    for batch in (1, 7, 300):
+        exact = layout.arena_bytes({"B": batch})
+        formula = evaluate(layout.arena_formula(), {"B": batch})
+        assert formula <= exact < formula + 64 * len(layout.temps)  # each temp is rounded up to 64 B

@@ -201,8 +201,20 @@ class FunctionBuilder(cx.ExprBuilder):
         b.position_at_end(body)
         self.block(s.body)
         b.store(b.add(b.load(var), cx.i64(s.step)), var)
-        b.branch(header)
+        back = b.branch(header)
+        if s.interleave:
+            back.set_metadata("llvm.loop", self.loop_hints(s.interleave))
         b.position_at_end(done)
+
+    def loop_hints(self, interleave: int) -> ir.MDValue:
+        """`!{self, !{"llvm.loop.interleave.count", n}}`: loop metadata must begin with a
+        reference to itself (so each loop's node is unique), which llvmlite can only build by
+        patching the operands after creating the node under a placeholder."""
+        m = self.module
+        hint = m.add_metadata([ir.MetaDataString(m, "llvm.loop.interleave.count"), cx.i32(interleave)])
+        node = m.add_metadata([ir.MetaDataString(m, m.get_unique_name("archir.loop")), hint])
+        node.operands = (node, hint)
+        return node
 
     def branch(self, s: If) -> None:
         cond = self.expr(s.cond)

@@ -143,6 +143,9 @@ class Loop(Stmt):
     # Work per iteration (elements): when set, the iterations may run on the thread pool, split
     # when trip count x work is large. The body then reads only buffers, dims and its own locals.
     parallel: Expr | None = None
+    # A hint for LLVM's loop vectoriser (0: its own choice): run this many vector iterations
+    # side by side. Long math bodies (gelu, exp) are latency-bound; two interleaved chains hide it.
+    interleave: int = 0
 
 
 @dataclass(slots=True)
@@ -306,7 +309,8 @@ def _print_block(stmts: list[Stmt], lines: list[str], depth: int) -> None:
         if isinstance(s, Loop):
             reverse = " reversed" if s.step < 0 else ""
             kind = "parallel for" if s.parallel is not None else "for"
-            lines.append(f"{pad}{kind} {s.var} in [{s.start}, {s.stop}){reverse} {{")
+            hint = f" interleave({s.interleave})" if s.interleave else ""
+            lines.append(f"{pad}{kind} {s.var} in [{s.start}, {s.stop}){reverse}{hint} {{")
             _print_block(s.body, lines, depth + 1)
             lines.append(f"{pad}}}")
         elif isinstance(s, Store):

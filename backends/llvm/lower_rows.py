@@ -19,12 +19,14 @@ from archir.backends.llvm.loops import (
     Const,
     Expr,
     Loop,
+    Stmt,
     Unary,
     Var,
     dim_expr,
 )
 from archir.backends.llvm.lower import RULES, Lowerer, View, compute_dtype
 from archir.backends.llvm.lower_elementwise import broadcast_index, convert
+from archir.backends.llvm.vecmath import FUNCTIONS
 
 from archir.ir import Node, Value
 from archir.symbolic import Dim, mul
@@ -224,7 +226,7 @@ class RowEval:
         """acc = combine(acc, element) over the row's columns; returns the accumulator."""
         acc = self.lw.fresh("acc", init.dtype, "local")
         self.lw.emit(Assign(acc, init))
-        with self.lw.loop(self.full[-1]) as j:
+        with columns(self.lw, self.full[-1]) as j:
             self.start_pass(j)
             self.lw.emit(Assign(acc, combine(acc), reduction=fast))
         self.start_pass(Const(0))
@@ -272,7 +274,7 @@ class RowEval:
         which the last pass scales in place (it reads each element before it writes it)."""
         acc = self.lw.fresh("acc", dt, "local")
         self.lw.emit(Assign(acc, Const(0.0, dt)))
-        with self.lw.loop(self.full[-1]) as j:
+        with columns(self.lw, self.full[-1]) as j:
             self.start_pass(j)
             e = self.local(Unary("exp", Binary("sub", convert(self.value(x), dt), m, dt), dt), "e")
             self.lw.emit(view.store(self.index(), e))
@@ -311,6 +313,35 @@ class RowEval:
 
 def _square(e: Expr, dt: DType) -> Expr:
     return Binary("mul", e, e, dt)
+
+
+MATH_INTERLEAVE = 2  # vector iterations of a math-heavy column loop run side by side
+
+
+@contextmanager
+def columns(lw: Lowerer, n: Dim) -> Iterator[Var]:
+    """A loop over the row's columns, like `lw.loop`; when its body calls a vecmath function the
+    loop asks LLVM to interleave vector iterations: a gelu or exp is a long dependent chain, and
+    one chain at a time leaves most of the FP units idle."""
+    j = lw.fresh("i")
+    with lw.block() as body:
+        yield j
+    lw.emit(Loop(j, Const(0), dim_expr(n), body, interleave=MATH_INTERLEAVE if _calls_math(body) else 0))
+
+
+def _calls_math(stmts: Sequence[Stmt]) -> bool:
+    pending: list[object] = list(stmts)
+    while pending:
+        item = pending.pop()
+        if isinstance(item, Unary) and item.op in FUNCTIONS:
+            return True
+        if isinstance(item, Binary) and item.op == "pow" and item.dtype.is_float:
+            return True
+        if isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, Expr | Stmt):
+            pending.extend(getattr(item, f) for f in item.__dataclass_fields__)  # type: ignore[attr-defined]
+    return False
 
 
 def _rows(full: tuple[Dim, ...]) -> Dim:
@@ -360,7 +391,7 @@ def lower_rows(lw: Lowerer, plan: RowPlan, views: dict[Value, View], results: Se
             lead = ev.lead if len(out.shape) == len(full) - 1 else [*ev.lead, Const(0)]
             lw.emit(out.store(lead, convert(ev.value(v), compute_dtype(out.dtype))))
         if wide:
-            with lw.loop(full[-1]) as j:
+            with columns(lw, full[-1]) as j:
                 ev.start_pass(j)
                 for v, out in wide:
                     lw.emit(out.store(ev.index(), convert(ev.value(v), compute_dtype(out.dtype))))

@@ -1,19 +1,22 @@
 """Lowering of control flow: scan, cond and while become native loops and branches.
 
-Region bodies are lowered inline into the same function. Carries live in buffers; a region's
-arguments are views of them (scan slices are views into the sequence, no copy), and the new
-carries are written back after the body, through staging copies when a result still reads a carry.
+Region bodies are lowered inline into the same function; a region's arguments are views (scan
+slices are views into the sequence, no copy). A scan keeps each carry in two slots used in turn and
+asks the body's producers to write new carries and per-step outputs straight into place, so a step
+copies only what it cannot compute in place. A while loop writes its carries back after the body,
+through staging copies when a result still reads a carry.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from archir.backends.llvm.loops import Const, If, While, dim_expr, iadd, imul, isub
+from archir.backends.llvm.loops import Binary, Const, Expr, If, While, dim_expr, iadd, imul, isub
 from archir.backends.llvm.lower import Lowerer, View, rule
 from archir.backends.llvm.lower_layout import bind_view
 
 from archir.ir import Node, Region, Value
+from archir.types import DType
 
 
 def _carry_buffers(lw: Lowerer, initial: Sequence[View]) -> list[View]:
@@ -60,20 +63,46 @@ def _bind_results(lw: Lowerer, node: Node, views: Sequence[View]) -> None:
 def _scan(lw: Lowerer, node: Node) -> None:
     num_carry = node.attrs["num_carry"]
     operands = [lw.view(v) for v in node.inputs]
-    carries = _carry_buffers(lw, operands[:num_carry])
     seqs = operands[num_carry:]
     axis = node.attrs["axis"] % seqs[0].rank
     length = seqs[0].shape[axis]
     body = node.regions[0]
+    pairs = [_ping_pong(lw, view) for view in operands[:num_carry]]
     stacked = [lw.result(v) for v in node.outputs[num_carry:]]
     with lw.loop(length) as i:
         t = isub(isub(dim_expr(length), Const(1)), i) if node.attrs["reverse"] else i
         slices = [_slice_at(s, axis, t) for s in seqs]
-        _lower_region(lw, body, [*carries, *slices])
-        for value, out in zip(body.results[num_carry:], stacked, strict=True):
-            lw.copy(lw.view(value), _slice_at(out, axis, t))
-        _write_back(lw, body.results[:num_carry], carries)
-    _bind_results(lw, node, carries)
+        targets = [_slot(p, iadd(i, Const(1))) for p in pairs] + [_slice_at(s, axis, t) for s in stacked]
+        _claim(lw, body, targets)
+        _lower_region(lw, body, [*(_slot(p, i) for p in pairs), *slices])
+        for value, target in zip(body.results, targets, strict=True):
+            if lw._claimed.pop(value, None) is None and lw.view(value) is target:
+                continue  # its producer wrote it in place
+            lw.copy(lw.view(value), target)
+    _bind_results(lw, node, [_slot(p, dim_expr(length)) for p in pairs])
+
+
+def _ping_pong(lw: Lowerer, initial: View) -> View:
+    """Two slots for a carry ([2, *shape]): step i reads slot i % 2 and writes slot (i + 1) % 2,
+    so the body computes the new carry in place while the old one is still being read."""
+    pair = lw.temp(initial.dtype, (2, *initial.shape))
+    lw.copy(initial, _slot(pair, Const(0)))
+    return pair
+
+
+def _slot(pair: View, step: Expr) -> View:
+    parity = Const(step.value % 2) if isinstance(step, Const) else Binary("mod", step, Const(2), DType.i64)
+    return _slice_at(pair, 0, parity)
+
+
+def _claim(lw: Lowerer, body: Region, targets: Sequence[View]) -> None:
+    """Ask the producers of the body's results to write them straight into their targets (the next
+    carry slot, this step's output slice): each value made by a body node, once, when the target is
+    contiguous. A producer that honours the claim pops it and binds the target itself."""
+    made = {v for n in body.nodes for v in n.outputs}
+    for value, target in zip(body.results, targets, strict=True):
+        if value in made and value not in lw._claimed and target.is_contiguous():
+            lw._claimed[value] = target
 
 
 def _slice_at(view: View, axis: int, t: object) -> View:

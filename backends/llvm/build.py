@@ -16,6 +16,10 @@ from llvmlite import ir
 
 def externals(module: ir.Module, name: str) -> ir.Function:
     """Runtime functions that loop-IR `Call`s name."""
+    if name.startswith("gemm") and name.endswith("}"):  # `gemm{epilogue}`, `gemm_param.<key>{epilogue}`
+        from archir.backends.llvm.gemm_epilogue import epilogue_gemm
+
+        return epilogue_gemm(module, name)
     if name == "gemm":
         from archir.backends.llvm.gemm import gemm_function
 

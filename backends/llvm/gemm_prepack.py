@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from archir.backends.llvm.gemm_kernel import GemmBlocking, build_pack_b, default_blocking
+from archir.backends.llvm.gemm_skinny import build_skinny_kernels, cheapest_full_rows, tail_blocking
 from archir.backends.llvm.ir_loops import (
     F32,
     F32_PTR,
@@ -78,7 +79,16 @@ class SkinnyGemm:
         self.max_m = SKINNY_ROW_TILES * self.blk.mr
         self.pack_a = gb.pack_a  # any kc: here the whole of K
         self.task = gb._internal("skinny_task", TASK_TYPE)
+        # Rows past the last full tile run in narrow tail tiles; both kernels prefetch B.
+        self.tail_mr = tail_blocking(self.blk).mr
+        epilogue = gb.epilogue.emit if gb.epilogue else None
+        self.kernel, self.tail, self.pack_tail = build_skinny_kernels(
+            gb.m, gb.name, self.blk, gb.ukernel.function_type, epilogue)
         self._build_task()
+
+    def _full_rows(self, b: ir.IRBuilder, M: ir.Value) -> ir.Value:
+        """Rows covered by full tiles (a multiple of mr, maybe past M); tail tiles cover the rest."""
+        return cheapest_full_rows(b, M, self.blk.mr, self.tail_mr)
 
     def _build_task(self) -> None:
         gb, blk = self.gb, self.blk
@@ -104,11 +114,14 @@ class SkinnyGemm:
             beta = b.or_(b.icmp_signed(">", pc, i64(0)), accumulate)
             last = b.icmp_signed(">=", nxt, K)
             b_block = b.gep(panel, [b.mul(pc, i64(nr))])
-            with counted_loop(b, 0, M, step=mr, name="ir") as row:
-                a_panel = b.gep(f["Ap"], [b.add(b.mul(row, K), b.mul(pc, i64(mr)))])
-                c_tile = b.gep(f["C"], [b.add(b.mul(row, f["rsC"]), col)])
-                mvalid = smin(b, i64(mr), b.sub(M, row))
-                b.call(gb.ukernel, [kc, a_panel, b_block, c_tile, f["rsC"], mvalid, nvalid, beta, last,
+            full = self._full_rows(b, M)
+            tiles = ((self.kernel, mr, i64(0), full), (self.tail, self.tail_mr, full, M))
+            for kernel, rows, start, stop in tiles:
+                with counted_loop(b, start, stop, step=rows, name="ir") as row:
+                    a_panel = b.gep(f["Ap"], [b.add(b.mul(row, K), b.mul(pc, i64(rows)))])
+                    c_tile = b.gep(f["C"], [b.add(b.mul(row, f["rsC"]), col)])
+                    mvalid = smin(b, i64(rows), b.sub(M, row))
+                    b.call(kernel, [kc, a_panel, b_block, c_tile, f["rsC"], mvalid, nvalid, beta, last,
                                     row, col, *extra])
             pc.add_incoming(nxt, b.block)
             b.cbranch(b.icmp_signed("<", nxt, K), body, done)
@@ -121,15 +134,16 @@ class SkinnyGemm:
         fields = dict(zip(["M", "N", "K", "A", "rsA", "csA", "B"], gb.fn.args[:7], strict=True))
         M, K = fields["M"], fields["K"]
         with b.if_then(b.icmp_signed("<=", M, i64(self.max_m))):
-            tiles = ceil_div(b, M, blk.mr)
-            floats = b.mul(b.mul(tiles, i64(blk.mr)), smax(b, K, i64(1)))
-            packed_a, heap = self._alloc(b, floats)
-            with counted_loop(b, 0, tiles, name="q") as q:
-                row = b.mul(q, i64(blk.mr))
-                src = b.gep(fields["A"], [b.mul(row, fields["rsA"])])
-                dst = b.gep(packed_a, [b.mul(row, K)])
-                b.call(self.pack_a, [K, smin(b, i64(blk.mr), b.sub(M, row)), src, fields["rsA"],
-                                     fields["csA"], dst])
+            full = self._full_rows(b, M)
+            rows = b.add(full, b.mul(ceil_div(b, b.sub(M, full), self.tail_mr), i64(self.tail_mr)))
+            packed_a, heap = self._alloc(b, b.mul(rows, smax(b, K, i64(1))))
+            # Tile t (of r rows, starting at row) at packed_a + row * K, stored k-major, r per k.
+            packs = ((self.pack_a, blk.mr, i64(0), full), (self.pack_tail, self.tail_mr, full, M))
+            for pack, r, start, stop in packs:
+                with counted_loop(b, start, stop, step=r, name="q") as row:
+                    src = b.gep(fields["A"], [b.mul(row, fields["rsA"])])
+                    dst = b.gep(packed_a, [b.mul(row, K)])
+                    b.call(pack, [K, smin(b, i64(r), b.sub(M, row)), src, fields["rsA"], fields["csA"], dst])
             for name, value in (("Ap", packed_a), ("Bp", fields["B"]), ("beta", b.zext(accumulate, I64))):
                 b.store(value, gb._field_ptr(b, ctx, name))
             raw = b.bitcast(ctx, I8_PTR)
@@ -161,21 +175,26 @@ class SkinnyGemm:
 
 
 # -- graph parameters as B: packed on first use, freed by archir_release_packed -----------------
-def param_gemm_function(module: ir.Module, key: str) -> ir.Function:
-    """`void archir_gemm_param.<key>(gemm arguments)`: packs B into the module-owned slot
+def param_gemm_function(module: ir.Module, key: str, *, gemm: ir.Function | None = None,
+                        tag: str = "") -> ir.Function:
+    """`void archir_gemm_param.<key><tag>(gemm arguments)`: packs B into the module-owned slot
     `archir_packed_b.<key>` on the first call (a compare-and-swap, so two racing first calls agree on
-    one buffer), then runs the prepacked GEMM. B must be constant for the module's life."""
-    name = f"archir_gemm_param.{key}"
+    one buffer), then runs the prepacked GEMM. B must be constant for the module's life.
+    `gemm`: a prepacked GEMM with an epilogue instead (its extra arguments are passed through; the
+    packed weight is shared with the other epilogues on the same key)."""
+    name = f"archir_gemm_param.{key}{tag}"
     existing = module.globals.get(name)
     if isinstance(existing, ir.Function):
         return existing
-    gemm, pack = _shared(module, "archir_gemm_prepacked"), _shared(module, "archir_pack_b")
-    slot = ir.GlobalVariable(module, F32_PTR, f"{PACKED_PREFIX}{key}")
-    slot.linkage = "internal"
-    slot.initializer = ir.Constant(F32_PTR, None)
-    fn = ir.Function(module, ir.FunctionType(VOID, GEMM_ARGS), name)
+    gemm, pack = gemm or _shared(module, "archir_gemm_prepacked"), _shared(module, "archir_pack_b")
+    slot = module.globals.get(f"{PACKED_PREFIX}{key}")
+    if slot is None:
+        slot = ir.GlobalVariable(module, F32_PTR, f"{PACKED_PREFIX}{key}")
+        slot.linkage = "internal"
+        slot.initializer = ir.Constant(F32_PTR, None)
+    fn = ir.Function(module, ir.FunctionType(VOID, [*GEMM_ARGS, *gemm.function_type.args[12:]]), name)
     fn.linkage = "internal"
-    M, N, K, A, rsA, csA, B, rsB, csB, C, rsC, acc = fn.args
+    M, N, K, A, rsA, csA, B, rsB, csB, C, rsC, acc = fn.args[:12]
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     current = b.load_atomic(slot, "acquire", 8)
     ready = b.block
@@ -193,7 +212,7 @@ def param_gemm_function(module: ir.Module, key: str) -> ir.Function:
     packed = b.phi(F32_PTR)
     packed.add_incoming(current, ready)
     packed.add_incoming(winner, packed_block)
-    b.call(gemm, [M, N, K, A, rsA, csA, packed, i64(0), i64(0), C, rsC, acc])
+    b.call(gemm, [M, N, K, A, rsA, csA, packed, i64(0), i64(0), C, rsC, acc, *fn.args[12:]])
     b.ret_void()
     return fn
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from archir.backends.llvm.lower import Lowerer, rule
 from archir.backends.llvm.lower_attention import lower_flash_group
 from archir.backends.llvm.lower_control import lower_fused_inline
+from archir.backends.llvm.lower_epilogue import plan_tail
+from archir.backends.llvm.lower_linalg import epilogue_fits, lower_contraction
 from archir.backends.llvm.lower_rows import lower_rows, plan_rows
 
 from archir.ir import Node
@@ -44,8 +46,9 @@ def _row_op(lw: Lowerer, node: Node) -> None:
 
 
 def _gemm_then_rows(lw: Lowerer, node: Node) -> bool:
-    """The contraction (and the views before it) by its own rule, then the whole elementwise tail
-    as one row kernel over the GEMM's result: one extra pass instead of a temporary per op."""
+    """The contraction with the elementwise tail applied in the GEMM's store (lower_epilogue); when
+    some tail op or operand does not fit there, the contraction by its own rule and then the tail as
+    one row kernel over the GEMM's result (one extra pass instead of a temporary per op)."""
     body = node.regions[0]
     at = next((k for k, n in enumerate(body.nodes) if n.op in CONTRACTIONS), None)
     if at is None or at == len(body.nodes) - 1:
@@ -53,11 +56,19 @@ def _gemm_then_rows(lw: Lowerer, node: Node) -> bool:
     head, tail = body.nodes[:at + 1], body.nodes[at + 1:]
     known = [*body.args, *(v for n in head for v in n.outputs)]
     plan = plan_rows(tail, known, body.results)
-    if plan is None:
-        return False
     for arg, v in zip(body.args, node.inputs, strict=True):
         lw.bind(arg, lw.view(v))
-    lw.lower_nodes(head)
+    lw.lower_nodes(head[:-1])
+    contraction = head[-1]
+    epilogue = None
+    if epilogue_fits(contraction):
+        epilogue = plan_tail(lw, contraction.outputs[0], tail, body.results)
+    if epilogue is not None:
+        lower_contraction(lw, contraction, lw.result(node.outputs[0]), epilogue)
+        return True
+    if plan is None:
+        return False
+    lw.lower_nodes([contraction])
     views = {v: lw.view(v) for v in known}
     outs = [lw.result(v) for v in node.outputs]
     lower_rows(lw, plan, views, body.results, outs)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from archir.backends.llvm.loops import Binary, Const, Expr, If, dim_expr, iadd, imul, isub
 from archir.backends.llvm.lower import Lowerer, View, row_major, rule
+from archir.backends.llvm.lower_copy import bulk_copy
 from archir.backends.llvm.lower_elementwise import fill_const
 
 from archir.ir import Node
@@ -113,7 +114,8 @@ def _concat(lw: Lowerer, node: Node) -> None:
     for v in node.inputs:
         piece = lw.view(v)
         offset = iadd(out.offset, imul(dim_expr(start), dim_expr(out.strides[axis])))
-        lw.copy(piece, out.with_layout(piece.shape, out.strides, offset))
+        # Contiguous runs split over the threads: a decode step's K/V cache append is all copy.
+        bulk_copy(lw, piece, out.with_layout(piece.shape, out.strides, offset))
         start = add(start, piece.shape[axis])
 
 

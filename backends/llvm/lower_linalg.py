@@ -1,6 +1,7 @@
 """Lowering of contractions and windowed ops: matmul and linear as GEMM calls (strided operands,
-so transposes are free), conv1d/conv2d as im2col into a scratch buffer plus GEMM per batch and
-group, and max/avg pooling as direct loops. Non-f32 contractions use a plain loop nest.
+so transposes are free; bias and a fused group's elementwise tail applied in the GEMM's store),
+conv1d/conv2d through lower_conv, and max/avg pooling as direct loops. Non-f32 contractions use a
+plain loop nest.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from archir.backends.llvm.gemm_epilogue import EpilogueProgram
 from archir.backends.llvm.loops import (
     Assign,
     Binary,
@@ -21,14 +23,17 @@ from archir.backends.llvm.loops import (
     Load,
     Ptr,
     Store,
+    Var,
     dim_expr,
     iadd,
     imul,
 )
 from archir.backends.llvm.lower import Lowerer, View, compute_dtype, row_major, rule
 from archir.backends.llvm.lower_elementwise import broadcast_index, convert
+from archir.backends.llvm.lower_epilogue import ACC, GridOperand, OutputEpilogue, along_axis
 
-from archir.ir import Node
+from archir.errors import BackendError
+from archir.ir import Node, Value
 from archir.symbolic import Dim, mul
 from archir.types import DType, broadcast_shapes
 
@@ -57,16 +62,25 @@ def _param_b_key(n: Dim, k: Dim, b: Operand) -> str | None:
     return f"p{b.buffer.index}_o{offset}_r{rows}_c{cols}_n{n}_k{k}".replace("-", "m")
 
 
-def gemm(lw: Lowerer, m: Dim, n: Dim, k: Dim, a: Operand, b: Operand, c: Operand) -> None:
+def gemm(lw: Lowerer, m: Dim, n: Dim, k: Dim, a: Operand, b: Operand, c: Operand,
+         epilogue: tuple[EpilogueProgram, list[Expr]] | None = None) -> None:
     """c = a @ b; f32 goes to the packed GEMM kernel (B packed once when it is a parameter's matrix),
-    other dtypes to a loop nest."""
+    other dtypes to a loop nest. `epilogue` (f32 only): the program applied in the GEMM's store and
+    its extra arguments; the callee's name carries the program (`gemm{col;acc o0 add}`)."""
     dtype = c.buffer.dtype
     if dtype == DType.f32 and a.buffer.dtype == b.buffer.dtype == DType.f32:
         key = _param_b_key(n, k, b)
-        lw.emit(Call("gemm" if key is None else f"gemm_param.{key}",
-                     [dim_expr(m), dim_expr(n), dim_expr(k), Ptr(a.buffer, a.offset), a.rows, a.cols,
-                      Ptr(b.buffer, b.offset), b.rows, b.cols, Ptr(c.buffer, c.offset), c.rows, Const(0)]))
+        name = "gemm" if key is None else f"gemm_param.{key}"
+        extra: list[Expr] = []
+        if epilogue is not None:
+            name += "{" + epilogue[0].text + "}"
+            extra = epilogue[1]
+        lw.emit(Call(name, [dim_expr(m), dim_expr(n), dim_expr(k), Ptr(a.buffer, a.offset), a.rows, a.cols,
+                            Ptr(b.buffer, b.offset), b.rows, b.cols, Ptr(c.buffer, c.offset), c.rows,
+                            Const(0), *extra]))
         return
+    if epilogue is not None:
+        raise BackendError("llvm backend: an in-store GEMM epilogue needs f32 operands")
     acc_dtype = compute_dtype(dtype)
     with lw.loop(m) as i, lw.loop(n) as j:
         acc = lw.fresh("acc", acc_dtype, "local")
@@ -79,8 +93,9 @@ def gemm(lw: Lowerer, m: Dim, n: Dim, k: Dim, a: Operand, b: Operand, c: Operand
         lw.emit(Store(c.buffer, c.at(i, j), acc))
 
 
-def matmul_into(lw: Lowerer, a: View, b: View, out: View) -> None:
-    """out = a @ b with numpy semantics (1-D operands, broadcast batch dims)."""
+def matmul_into(lw: Lowerer, a: View, b: View, out: View, epilogue: OutputEpilogue | None = None) -> None:
+    """out = epilogue(a @ b) with numpy semantics (1-D operands, broadcast batch dims); epilogue
+    operands have out's shape (2-D operands only)."""
     if a.rank == 1:
         a = a.with_layout((1, a.shape[0]), (0, a.strides[0]))
     if b.rank == 1:
@@ -90,11 +105,17 @@ def matmul_into(lw: Lowerer, a: View, b: View, out: View) -> None:
     folded = _fold_rows(a) if batch and b.rank == 2 else None
     if folded is not None:  # x[..., m, k] @ w[k, n]: one GEMM over all rows, B read (or packed) once
         rows, row_stride = folded
+        epi = None
+        if epilogue is not None:
+            epi = epilogue.prepare(lw, lambda v: _folded_grid(v) is not None).on_grid(
+                lambda v: _folded_grid(v))  # type: ignore[arg-type, return-value]
         gemm(lw, rows, n, k, Operand(a.buffer, a.offset, dim_expr(row_stride), dim_expr(a.strides[-1])),
              Operand(b.buffer, b.offset, dim_expr(b.strides[-2]), dim_expr(b.strides[-1])),
-             Operand(out.buffer, out.offset, dim_expr(n), Const(1)))
+             Operand(out.buffer, out.offset, dim_expr(n), Const(1)), epi)
         return
     full = out.with_layout((*batch, m, n), row_major((*batch, m, n)))
+    if epilogue is not None:
+        epilogue = epilogue.prepare(lw, lambda v: _unit_or_zero(v.strides[-1]))
     with lw.loops(batch) as idx:
         zero: list[Expr] = [Const(0), Const(0)]
         a_batch = a.with_layout(a.shape[:-2], a.strides[:-2])
@@ -102,10 +123,26 @@ def matmul_into(lw: Lowerer, a: View, b: View, out: View) -> None:
         a_off = a.index([*broadcast_index(a_batch, batch, idx), *zero])
         b_off = b.index([*broadcast_index(b_batch, batch, idx), *zero])
         c_off = full.index([*idx, *zero])
+        epi = None
+        if epilogue is not None:
+            epi = epilogue.on_grid(lambda v, idx=idx, zero=zero: GridOperand(  # type: ignore[misc]
+                v, v.index([*idx, *zero]), dim_expr(v.strides[-2]), dim_expr(v.strides[-1])))
         gemm(lw, m, n, k,
              Operand(a.buffer, a_off, dim_expr(a.strides[-2]), dim_expr(a.strides[-1])),
              Operand(b.buffer, b_off, dim_expr(b.strides[-2]), dim_expr(b.strides[-1])),
-             Operand(full.buffer, c_off, dim_expr(n), Const(1)))
+             Operand(full.buffer, c_off, dim_expr(n), Const(1)), epi)
+
+
+def _unit_or_zero(stride: Dim) -> bool:
+    return stride in (0, 1)
+
+
+def _folded_grid(v: View) -> GridOperand | None:
+    """v (with the output's shape) on the grid of one GEMM over all folded rows, if it fits."""
+    folded = _fold_rows(v)
+    if folded is None or not _unit_or_zero(v.strides[-1]):
+        return None
+    return GridOperand(v, v.offset, dim_expr(folded[1]), dim_expr(v.strides[-1]))
 
 
 def _fold_rows(a: View) -> tuple[Dim, Dim] | None:
@@ -120,15 +157,53 @@ def _fold_rows(a: View) -> tuple[Dim, Dim] | None:
     return rows, dims[-1][1] if dims else a.strides[-2]
 
 
-@rule("matmul")
-def _matmul(lw: Lowerer, node: Node) -> None:
+@rule("matmul", "linear")
+def _contraction(lw: Lowerer, node: Node) -> None:
+    lower_contraction(lw, node, lw.result(node.outputs[0]), None)
+
+
+def lower_contraction(lw: Lowerer, node: Node, out: View, epilogue: OutputEpilogue | None) -> None:
+    """matmul / linear / conv1d / conv2d into `out`, `epilogue` (f32 only) applied in the GEMM's store;
+    a bias operand joins the epilogue as its first step."""
+    if node.op in ("conv1d", "conv2d"):
+        from archir.backends.llvm.lower_conv import lower_conv
+
+        lower_conv(lw, node, out, epilogue)
+        return
     a, b = lw.view(node.inputs[0]), lw.view(node.inputs[1])
-    out = lw.result(node.outputs[0])
     if a.dtype != out.dtype:
         a = _cast_copy(lw, a, out.dtype)
     if b.dtype != out.dtype:
         b = _cast_copy(lw, b, out.dtype)
-    matmul_into(lw, a, b, out)
+    if node.op == "linear":
+        b = b.with_layout((b.shape[1], b.shape[0]), (b.strides[1], b.strides[0]))
+    bias = node.inputs[2] if node.op == "linear" and len(node.inputs) > 2 else None
+    in_store = a.rank > 1 and b.rank > 1 and out.dtype == DType.f32
+    if epilogue is not None and not in_store:
+        raise BackendError("llvm backend: GEMM epilogue on a vector or non-f32 product")
+    if in_store:
+        epilogue = with_bias(lw, out, bias, out.rank - 1, epilogue)
+    matmul_into(lw, a, b, out, epilogue)
+    if bias is not None and not in_store:
+        add_bias(lw, out, lw.view(bias), out.rank - 1)
+
+
+def epilogue_fits(node: Node) -> bool:
+    """Whether `lower_contraction` can take an epilogue for this contraction: f32, no 1-D operand."""
+    values = [v for v in node.inputs if v is not None]
+    if any(v.tensor_type.dtype != DType.f32 for v in values):
+        return False
+    return node.op not in ("matmul", "linear") or all(v.tensor_type.rank > 1 for v in values[:2])
+
+
+def with_bias(lw: Lowerer, out: View, bias: Value | None, axis: int,
+              epilogue: OutputEpilogue | None) -> OutputEpilogue | None:
+    """`epilogue` after `acc + bias` (bias along `axis`) when out is f32, else unchanged."""
+    if bias is None or out.dtype != DType.f32:
+        return epilogue
+    add = OutputEpilogue(Binary("add", ACC, Var("o0", DType.f32, "local"), DType.f32),
+                         (along_axis(lw.view(bias), out.shape, axis),))
+    return add if epilogue is None else epilogue.after(add)
 
 
 def _cast_copy(lw: Lowerer, view: View, dtype: DType) -> View:
@@ -144,20 +219,6 @@ def add_bias(lw: Lowerer, out: View, bias: View, axis: int) -> None:
     with lw.loops(out.shape) as idx:
         value = Binary("add", out.load(idx), convert(bias.load([idx[axis]]), dt), dt)
         lw.emit(out.store(idx, value))
-
-
-@rule("linear")
-def _linear(lw: Lowerer, node: Node) -> None:
-    x, w = lw.view(node.inputs[0]), lw.view(node.inputs[1])
-    out = lw.result(node.outputs[0])
-    if x.dtype != out.dtype:
-        x = _cast_copy(lw, x, out.dtype)
-    if w.dtype != out.dtype:
-        w = _cast_copy(lw, w, out.dtype)
-    w_t = w.with_layout((w.shape[1], w.shape[0]), (w.strides[1], w.strides[0]))
-    matmul_into(lw, x, w_t, out)
-    if len(node.inputs) > 2 and node.inputs[2] is not None:
-        add_bias(lw, out, lw.view(node.inputs[2]), out.rank - 1)
 
 
 # -- convolution -------------------------------------------------------------------------------
@@ -186,52 +247,6 @@ def _inside(positions: Sequence[Expr], sizes: Sequence[Dim], padding: Sequence[i
     return cond
 
 
-@rule("conv1d", "conv2d")
-def _conv(lw: Lowerer, node: Node) -> None:
-    x, w = lw.view(node.inputs[0]), lw.materialize(lw.view(node.inputs[1]))
-    out = lw.result(node.outputs[0])
-    if x.dtype != out.dtype:
-        x = _cast_copy(lw, x, out.dtype)
-    if w.dtype != out.dtype:
-        w = _cast_copy(lw, w, out.dtype)
-    nd = x.rank - 2
-    stride, padding, dilation = _spatial(node, nd)
-    groups = node.attrs["groups"]
-    channels, out_channels = x.shape[1], w.shape[0]
-    per_group = channels // groups if isinstance(channels, int) else w.shape[1]
-    out_per_group = out_channels // groups
-    kernel, positions = list(w.shape[2:]), list(out.shape[2:])
-    taps = mul(per_group, math.prod(kernel))
-    count: Dim = 1
-    for p in positions:
-        count = mul(count, p)
-    cols = lw.temp(out.dtype, (taps, count))
-    tap_strides = [mul(s, count) for s in row_major((per_group, *kernel))]
-    col_grid = cols.with_layout((per_group, *kernel, *positions), (*tap_strides, *row_major(positions)))
-    with lw.loop(x.shape[0]) as n, lw.loop(groups) as g:
-        with lw.loops(col_grid.shape) as idx:
-            c, ks, os_ = idx[0], idx[1:1 + nd], idx[1 + nd:]
-            pos = [_window_position(o, k, s, p, d)
-                   for o, k, s, p, d in zip(os_, ks, stride, padding, dilation, strict=True)]
-            channel = iadd(imul(g, Const(per_group)), c)
-            load = x.load([n, channel, *pos])
-            inside = _inside(pos, x.shape[2:], padding)
-            if inside is None:
-                lw.emit(col_grid.store(idx, load))
-            else:
-                zero = Const(0.0, compute_dtype(out.dtype)) if out.dtype.is_float else Const(0, out.dtype)
-                lw.emit(If(inside, [col_grid.store(idx, load)], [col_grid.store(idx, zero)]))
-        w_off = imul(g, dim_expr(mul(out_per_group, taps)))
-        c_off = iadd(imul(n, dim_expr(mul(out_channels, count))),
-                     imul(g, dim_expr(mul(out_per_group, count))))
-        gemm(lw, out_per_group, count, taps,
-             Operand(w.buffer, iadd(w.offset, w_off), dim_expr(taps), Const(1)),
-             Operand(cols.buffer, Const(0), dim_expr(count), Const(1)),
-             Operand(out.buffer, iadd(out.offset, c_off), dim_expr(count), Const(1)))
-    if len(node.inputs) > 2 and node.inputs[2] is not None:
-        add_bias(lw, out, lw.view(node.inputs[2]), 1)
-
-
 # -- pooling -----------------------------------------------------------------------------------
 @rule("max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d")
 def _pool(lw: Lowerer, node: Node) -> None:
@@ -254,3 +269,6 @@ def _pool(lw: Lowerer, node: Node) -> None:
             lw.emit(update if inside is None else If(inside, [update]))
         result: Expr = acc if is_max else Binary("div", acc, Const(float(math.prod(kernel)), dt), dt)
         lw.emit(out.store(idx, result))
+
+
+from archir.backends.llvm import lower_conv as _lower_conv  # noqa: E402, F401  # registers conv1d / conv2d

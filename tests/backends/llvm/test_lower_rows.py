@@ -131,7 +131,7 @@ def test_gemm_epilogue_tail_is_one_row_kernel() -> None:
               "b": rng.standard_normal(40).astype(np.float32)}
     arrays = [rng.standard_normal(s).astype(np.float32) for s in [(9, 24), (9, 40)]]
     text = check(src, arrays, params, "canonicalize,fuse")
-    assert "parallel for" in text
+    assert "parallel for" in text or "{col,mat;" in text  # a row kernel, or the tail in the GEMM's store
 
 
 def test_fused_group_inside_a_scan_reads_the_step_index() -> None:

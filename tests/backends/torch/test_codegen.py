@@ -21,7 +21,8 @@ def test_inputs_named_v0_do_not_collide_with_temporaries():
     rng = np.random.default_rng(0)
     a, c = rng.standard_normal((2, 3), np.float32), rng.standard_normal((2, 3), np.float32)
     want = compile_graph(graph, "interp")(a, c)[0]
-    np.testing.assert_allclose(compile_graph(graph, "torch", pipeline="")(a, c)[0], want, rtol=1e-6, atol=1e-6)
+    got = compile_graph(graph, "torch", pipeline="")(a, c)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
 
 def test_generated_source_is_a_dump_stage():

@@ -48,3 +48,20 @@ def test_models_bench_runs_at_smoke_sizes(monkeypatch: pytest.MonkeyPatch,
     timed = [line for line in lines[:medians] if line.startswith("| ") and "[" in line]
     assert len(timed) == len(WORKLOADS), out
     assert all(" ms |" in line or " µs |" in line for line in timed), out
+
+
+def test_fusion_llvm_bench_times_a_zoo_model_fused_and_unfused(monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("llvmlite")
+    path = BENCH.parent / "fusion_llvm.py"
+    monkeypatch.syspath_prepend(str(BENCH.parent))  # it imports harness from bench/
+    spec = importlib.util.spec_from_file_location("bench_fusion_llvm", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--only", "mlp_classifier", "--reps", "1", "--warmup", "0", "--gap", "0",
+                        "--threads", "1", "--batch-scale", "1"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| mlp_classifier"))
+    assert "error" not in row, row
+    assert float(row.rstrip(" |").split("|")[-1]) <= 1e-4, row  # fused vs unfused outputs

@@ -47,7 +47,7 @@ ACCURACY: dict[str, str] = {
     "tanh": "f32 2.48 ulp, f64 2.49 ulp",
     "sigmoid": "f32 2.20 ulp, f64 1.76 ulp (subnormal results rounded once)",
     "silu": "f32 2.87 ulp, f64 2.43 ulp",
-    "gelu_tanh": "f32 2.66 ulp (2u formed in f64); f64 relative <= (2|2u| + 4) 2^-52",
+    "gelu_tanh": "f32 2.66 ulp (2u as an fma-built f32 pair); f64 relative <= (2|2u| + 4) 2^-52",
     "erf": "f32 2.31 ulp, f64 1.00 ulp",
     "gelu": "f32 3.96 ulp, f64 3.00 ulp (relative accuracy kept deep into the negative tail)",
     "sin": "f32 1.51 ulp, f64 1.43 ulp for |x| <= 2e8; libm's f64 sin beyond (cold branch)",

@@ -244,3 +244,22 @@ def test_math_function_rejects_unknown_name_and_type() -> None:
         math_function(module, "softplus", ir.FloatType())
     with pytest.raises(OpDefinitionError, match="needs float, double"):
         math_function(module, "exp", ir.IntType(32))
+
+
+@pytest.mark.parametrize("name", ["gelu_tanh", "sigmoid", "silu"])
+def test_f32_logistic_negative_tail_dense(f32: MathKernels, name: str) -> None:
+    """The negative tail, densely: relative accuracy where exp(-|z|) amplifies any error in z
+    (gelu_tanh's compensated 2u), down through the subnormal results to the flush to 0."""
+    rng = np.random.default_rng(6)
+    lowest = {"gelu_tanh": -11.0, "sigmoid": -106.0, "silu": -112.0}[name]
+    x = np.concatenate([rng.uniform(lowest, 0, 400_000), -np.exp(rng.uniform(-30, np.log(-lowest), 100_000)),
+                        np.float32([-0.0, 0.0, lowest, 1e-45])]).astype(np.float32)
+    ref = _ref64(name, x.astype(np.float64))
+    err = ulp_errors(f32.kernel(name)(x), ref, np.float32)
+    assert err.max() <= F32_ULP[name], _worst(err, x)
+
+
+def test_f32_gelu_tanh_keeps_sign_of_zero(f32: MathKernels) -> None:
+    """-0 -> -0 (torch's 0.5 * x * (1 + tanh(...)) gives -0 too); a large negative x gives -0."""
+    got = f32.kernel("gelu_tanh")(np.float32([-0.0, 0.0, -50.0]))
+    assert np.signbit(got).tolist() == [True, False, True] and (got == 0).all()

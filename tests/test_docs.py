@@ -63,3 +63,16 @@ def test_dsl_doc_shell_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             args += ["-o", str(tmp_path / "out.svg")]
         assert main(args) == 0, command
     assert (tmp_path / "out.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
+
+
+def test_llvm_doc_snippet_runs_and_its_arena_has_no_t_squared_term(capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("llvmlite")
+    doc = ROOT / "docs" / "llvm.md"
+    (first_line, code), = snippets(doc, "python")
+    namespace: dict = {"__name__": "docs_llvm"}
+    exec(compile("\n" * (first_line - 1) + code, str(doc), "exec"), namespace)
+    report = str(namespace["module"].report)
+    assert "pipeline: canonicalize,fuse" in report and "arena:" in report
+    arena = next(line for line in report.splitlines() if line.startswith("arena:"))
+    assert "T^2" not in arena and "T*T" not in arena, arena  # attention holds no T x T buffer
+    assert namespace["logits"].shape == (2, 8, 100)

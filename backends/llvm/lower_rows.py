@@ -316,6 +316,7 @@ def _square(e: Expr, dt: DType) -> Expr:
 
 
 MATH_INTERLEAVE = 2  # vector iterations of a math-heavy column loop run side by side
+MATH_COST = 8  # a vectorised exp / tanh / gelu against one add, for the parallel work estimate
 
 
 @contextmanager
@@ -330,18 +331,24 @@ def columns(lw: Lowerer, n: Dim) -> Iterator[Var]:
 
 
 def _calls_math(stmts: Sequence[Stmt]) -> bool:
+    return _math_calls(stmts) > 0
+
+
+def _math_calls(stmts: Sequence[Stmt]) -> int:
+    """How many vecmath calls (and float pows) the statements hold."""
+    count = 0
     pending: list[object] = list(stmts)
     while pending:
         item = pending.pop()
         if isinstance(item, Unary) and item.op in FUNCTIONS:
-            return True
-        if isinstance(item, Binary) and item.op == "pow" and item.dtype.is_float:
-            return True
+            count += 1
+        elif isinstance(item, Binary) and item.op == "pow" and item.dtype.is_float:
+            count += 1
         if isinstance(item, list):
             pending.extend(item)
         elif isinstance(item, Expr | Stmt):
             pending.extend(getattr(item, f) for f in item.__dataclass_fields__)  # type: ignore[attr-defined]
-    return False
+    return count
 
 
 def _rows(full: tuple[Dim, ...]) -> Dim:
@@ -395,5 +402,9 @@ def lower_rows(lw: Lowerer, plan: RowPlan, views: dict[Value, View], results: Se
                 ev.start_pass(j)
                 for v, out in wide:
                     lw.emit(out.store(ev.index(), convert(ev.value(v), compute_dtype(out.dtype))))
-    work = Binary("mul", dim_expr(full[-1]), Const(passes), DType.i64)
+    # Work per row in element-operations; a vecmath call costs about as much as MATH_COST plain
+    # ones, so small but math-heavy kernels (an LSTM's gates: 16 x 512, five sigmoid/tanh per
+    # element) still go to the thread pool.
+    cost = passes + MATH_COST * _math_calls(body)
+    work = Binary("mul", dim_expr(full[-1]), Const(cost), DType.i64)
     lw.emit(Loop(r, Const(0), dim_expr(_rows(full)), body, parallel=work))

@@ -45,6 +45,7 @@ class Row:
     best: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     compile: dict[str, str] = field(default_factory=dict)
+    arena: str = "-"  # the llvm module's arena, from its compile report
 
 
 def _build(row: Row, contender: str, w: Workload, tensors: list[torch.Tensor]) -> Callable[[], Any]:
@@ -64,6 +65,8 @@ def _build(row: Row, contender: str, w: Workload, tensors: list[torch.Tensor]) -
     if how:  # the llvm backend says whether it compiled or read its disk cache
         row.compile[contender] += f" ({how[0]})"
     if backend == "llvm":
+        arena = [n.removeprefix("arena: ") for n in module.report.notes if n.startswith("arena:")]
+        row.arena = arena[0] if arena else "-"
         return lambda: module(*w.inputs)  # numpy in, numpy out: its native form, no conversion
     return lambda: module(*tensors)
 
@@ -120,6 +123,9 @@ def tables(rows: list[Row], contenders: list[str]) -> str:
     if compiled:
         parts += ["\n## Compile time (first call of torch.compile; compile_graph for archir)",
                   harness.markdown_table(["workload", *compiled], compile_rows)]
+    if "archir-llvm" in contenders:
+        parts += ["\n## archir-llvm arena (its compile report: temps, bytes as a formula of the dims)",
+                  harness.markdown_table(["workload", "arena"], [[r.name, r.arena] for r in rows])]
     return "\n".join(parts)
 
 

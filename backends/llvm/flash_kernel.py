@@ -35,6 +35,7 @@ class FlashConfig:
     nv: int  # vectors of queries per tile: the tile holds nv * vw queries
     bk: int  # keys per tile
     by_row: bool = False  # one query at a time with the head dim on the lanes (decode steps)
+    segments: int = 1  # keys / values come as this many pieces along the key axis (a concat)
 
     @property
     def nq(self) -> int:
@@ -50,19 +51,22 @@ class FlashConfig:
     def key(self) -> str:
         mask = "none" if self.mask is None else self.mask.name
         return (f"{self.dtype.name}_d{self.d}_dv{self.dv}_c{int(self.causal)}_m{mask}_vw{self.vw}"
-                f"_nv{self.nv}_bk{self.bk}_r{int(self.by_row)}")
+                f"_nv{self.nv}_bk{self.bk}_r{int(self.by_row)}"
+                + (f"_s{self.segments}" if self.segments > 1 else ""))
 
     @staticmethod
     def parse(key: str) -> FlashConfig:
-        dtype, d, dv, causal, mask, vw, nv, bk, by_row = key.split("_")
+        dtype, d, dv, causal, mask, vw, nv, bk, by_row, *segments = key.split("_")
         return FlashConfig(DType[dtype], int(d[1:]), int(dv[2:]), causal == "c1",
                            None if mask == "mnone" else DType[mask[1:]], int(vw[2:]), int(nv[2:]),
-                           int(bk[2:]), by_row == "r1")
+                           int(bk[2:]), by_row == "r1", int(segments[0][1:]) if segments else 1)
 
 
 def flash_function(module: ir.Module, key: str) -> ir.Function:
     """`void archir_flash_<key>(i64 q0, i64 tq, i64 tk, float scale, q*, i64 rs, i64 cs, k*, rs, cs,
-    v*, rs, cs, out*, rs, cs[, mask*, rs, cs])`: rows [q0, q0 + nq) of one head's output."""
+    v*, rs, cs, out*, rs, cs[, mask*, rs, cs], (i64 len, k*, rs, cs, v*, rs, cs) per extra segment)`:
+    rows [q0, q0 + nq) of one head's output. Keys [0, tk) are the segments one after the other (k,
+    v first: tk minus the extra lengths); mask and causal columns count keys across segments."""
     name = f"archir_flash_{key}"
     existing = module.globals.get(name)
     if isinstance(existing, ir.Function):
@@ -72,6 +76,7 @@ def flash_function(module: ir.Module, key: str) -> ir.Function:
     operands = [ptr, I64, I64] * 4
     if cfg.mask is not None:
         operands += [cx.storage_type(cfg.mask).as_pointer(), I64, I64]
+    operands += [I64, ptr, I64, I64, ptr, I64, I64] * (cfg.segments - 1)
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [I64, I64, I64, F32, *operands]), name)
     fn.linkage = "internal"
     if cfg.by_row:
@@ -130,6 +135,17 @@ class FlashBuilder(cx.ExprBuilder):
         self.q, self.k, self.v, self.o = (rest[3 * n: 3 * n + 3] for n in range(4))
         self.m = rest[12:15] if self.cfg.mask is not None else None
         self.q0, self.tq, self.tk = q0, tq, tk
+        extra = rest[15 if self.m is not None else 12:]
+        lengths = [extra[7 * s] for s in range(self.cfg.segments - 1)]
+        first = tk
+        for length in lengths:
+            first = self.b.sub(first, length)
+        # (first key, key count, k, v) of each segment
+        self.segs = [(i64(0), first, self.k, self.v)]
+        for s, length in enumerate(lengths):
+            start, prev = self.segs[-1][0], self.segs[-1][1]
+            self.segs.append((self.b.add(start, prev), length, extra[7 * s + 1: 7 * s + 4],
+                              extra[7 * s + 4: 7 * s + 7]))
         self.nq_valid = smin(self.b, i64(self.cfg.nq), self.b.sub(tq, q0))
         return scale
 
@@ -148,11 +164,15 @@ class FlashBuilder(cx.ExprBuilder):
         kend, q0, tq, tk = self.tk, self.q0, self.tq, self.tk
         if cfg.causal:  # the last query of the tile sees keys up to q0 + nq - 1 + tk - tq
             kend = smin(b, tk, b.add(b.add(q0, self.nq_valid), b.sub(tk, tq)))
-        with counted_loop(b, 0, kend, step=cfg.bk, name="kt") as k0:
-            nk = smin(b, i64(cfg.bk), b.sub(kend, k0))
-            self.scores(k0, nk)
-            self.softmax_step(k0, nk)
-            self.accumulate(k0, nk)
+        for start, length, k, v in self.segs:
+            # The softmax state carries across segments; k0 counts keys within the segment.
+            self.k, self.v = k, v
+            stop = smin(b, length, b.sub(kend, start))
+            with counted_loop(b, 0, stop, step=cfg.bk, name="kt") as k0:
+                nk = smin(b, i64(cfg.bk), b.sub(stop, k0))
+                self.scores(k0, nk)
+                self.softmax_step(b.add(start, k0), nk)
+                self.accumulate(k0, nk)
         self.write_out()
         b.ret_void()
 
@@ -167,7 +187,8 @@ class FlashBuilder(cx.ExprBuilder):
                 b.store(x, b.gep(self.qt, [b.add(b.mul(d, i64(cfg.nq)), lane)], inbounds=True))
 
     def scores(self, k0: ir.Value, nk: ir.Value) -> None:
-        """st[j, :] = k[k0 + j] . Q^T for j < nk, in register tiles of mr keys x nq queries."""
+        """st[j, :] = k[k0 + j] . Q^T (k0 within the segment) for j < nk, in register tiles of mr keys
+        x nq queries."""
         cfg, b = self.cfg, self.b
         base, rs, cs = self.k
         last = b.sub(nk, i64(1))
@@ -216,8 +237,8 @@ class FlashBuilder(cx.ExprBuilder):
         return b.fadd(s, vals)
 
     def softmax_step(self, k0: ir.Value, nk: ir.Value) -> None:
-        """Mask the tile's scores, update running max and sum, turn scores into probabilities and
-        rescale the accumulator by exp(old max - new max)."""
+        """Mask the tile's scores (k0 counts keys across segments), update running max and sum, turn
+        scores into probabilities and rescale the accumulator by exp(old max - new max)."""
         cfg, b = self.cfg, self.b
         tile_max = [self.var(f"tm{c}", self.neg_inf) for c in range(cfg.nv)]
         with counted_loop(b, 0, nk, name="mj") as j:

@@ -61,25 +61,35 @@ class _RowBuilder(FlashBuilder):
         kend = self.tk
         if cfg.causal:  # query qi sees keys [0, qi + 1 + tk - tq)
             kend = smin(b, self.tk, b.add(b.add(qi, i64(1)), b.sub(self.tk, self.tq)))
-        with counted_loop(b, 0, kend, step=cfg.bk, name="kt") as k0:
-            nk = smin(b, i64(cfg.bk), b.sub(kend, k0))
-            tile_max = self.scores(qi, qv, k0, nk)
-            old = b.load(run_max)
-            new = b.call(self.vmax_scalar(), [old, tile_max])
-            b.store(new, run_max)
-            safe = b.select(b.fcmp_ordered("==", new, ir.Constant(F32, float("-inf"))),
-                            ir.Constant(F32, 0.0), new)
-            alpha = b.call(self.exp1, [b.fsub(old, safe)])
-            total = self.probabilities(nk, safe)
-            b.store(b.fadd(b.fmul(b.load(run_sum), alpha), total), run_sum)
-            self.accumulate_row(acc, k0, nk, splat(b, alpha, cfg.vw))
+        for start, length, k, v in self.segs:  # the softmax state carries across segments
+            self.k, self.v = k, v
+            stop = smin(b, length, b.sub(kend, start))
+            with counted_loop(b, 0, stop, step=cfg.bk, name="kt") as k0:
+                self.key_tile(qi, qv, b.add(start, k0), k0, b.sub(stop, k0), acc, run_max, run_sum)
         self.store_row(qi, acc, b.load(run_sum))
+
+    def key_tile(self, qi: ir.Value, qv: list[ir.Value], key0: ir.Value, k0: ir.Value, left: ir.Value,
+                 acc: list[ir.Value], run_max: ir.Value, run_sum: ir.Value) -> None:
+        """One tile of keys from k0 within the current segment (key0 across segments)."""
+        cfg, b = self.cfg, self.b
+        nk = smin(b, i64(cfg.bk), left)
+        tile_max = self.scores(qi, qv, key0, k0, nk)
+        old = b.load(run_max)
+        new = b.call(self.vmax_scalar(), [old, tile_max])
+        b.store(new, run_max)
+        safe = b.select(b.fcmp_ordered("==", new, ir.Constant(F32, float("-inf"))),
+                        ir.Constant(F32, 0.0), new)
+        alpha = b.call(self.exp1, [b.fsub(old, safe)])
+        total = self.probabilities(nk, safe)
+        b.store(b.fadd(b.fmul(b.load(run_sum), alpha), total), run_sum)
+        self.accumulate_row(acc, k0, nk, splat(b, alpha, cfg.vw))
 
     def vmax_scalar(self) -> ir.Function:
         return cx.intrinsic(self.module, "maxnum", F32, 2)
 
-    def scores(self, qi: ir.Value, qv: list[ir.Value], k0: ir.Value, nk: ir.Value) -> ir.Value:
-        """st[j] = q . k[k0 + j] (+ mask) for j < nk; returns their max."""
+    def scores(self, qi: ir.Value, qv: list[ir.Value], key0: ir.Value, k0: ir.Value, nk: ir.Value
+               ) -> ir.Value:
+        """st[j] = q . k[k0 + j] (+ mask column key0 + j) for j < nk; returns their max."""
         b = self.b
         kbase, krs, _ = self.k
         best = entry_scalar(self, "tmax", float("-inf"))
@@ -90,7 +100,7 @@ class _RowBuilder(FlashBuilder):
             for c, q in enumerate(qv):
                 parts[c % 2] = b.call(self.fma, [q, self.row(kbase, at, c), parts[c % 2]])
             s = self.hsum(b.fadd(parts[0], parts[1]))
-            s = self.masked_scalar(s, qi, b.add(k0, j))
+            s = self.masked_scalar(s, qi, b.add(key0, j))
             b.store(s, b.gep(self.st, [j], inbounds=True))
             b.store(b.call(self.vmax_scalar(), [b.load(best), s]), best)
         return b.load(best)

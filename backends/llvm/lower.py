@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from archir.backends.llvm.loops import (
     Buffer,
@@ -29,7 +30,7 @@ from archir.backends.llvm.loops import (
 
 from archir.builder import GraphBuilder
 from archir.errors import BackendError
-from archir.ir import Graph, Node, Value
+from archir.ir import Graph, Node, Value, users
 from archir.registry import get_op
 from archir.symbolic import Dim, mul
 from archir.types import DType, TensorType
@@ -113,6 +114,10 @@ class Lowerer:
         self._blocks: list[list[Stmt]] = [[]]
         self._counter = 0
         self._claimed: dict[Value, View] = {}  # graph outputs written in place by their producer
+        # Concat results read only as attention keys / values: never written, kept as their pieces
+        # (lower_pieces.Pieces); `readers` is who reads each value (nodes at any depth).
+        self.pieces: dict[Value, Any] = {}
+        self.readers: dict[Value, list[Node]] = users(graph)
 
     # -- names and blocks ------------------------------------------------------------------------
     def fresh(self, prefix: str, dtype: DType = DType.i64, kind: str = "loop") -> Var:

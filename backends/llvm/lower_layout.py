@@ -1,4 +1,5 @@
-"""Lowering of layout ops: most are free (a new view of the same buffer); concat and pad copy.
+"""Lowering of layout ops: most are free (a new view of the same buffer); concat and pad copy
+(a concat read only as attention keys / values stays as its pieces and copies nothing).
 
 reshape copies only when its operand is not contiguous; slice and split become offsets and
 strides, so a scan over a sliced sequence never copies it.
@@ -8,8 +9,9 @@ from __future__ import annotations
 
 from archir.backends.llvm.loops import Binary, Const, Expr, If, dim_expr, iadd, imul, isub
 from archir.backends.llvm.lower import Lowerer, View, row_major, rule
-from archir.backends.llvm.lower_copy import bulk_copy
+from archir.backends.llvm.lower_attention import read_only_as_keys
 from archir.backends.llvm.lower_elementwise import fill_const
+from archir.backends.llvm.lower_pieces import Pieces, copy_pieces
 
 from archir.ir import Node
 from archir.ops.shape import OPEN_END
@@ -108,15 +110,15 @@ def _split(lw: Lowerer, node: Node) -> None:
 
 @rule("concat")
 def _concat(lw: Lowerer, node: Node) -> None:
-    out = lw.result(node.outputs[0])
-    axis = node.attrs["axis"] % out.rank
-    start: Dim = 0
-    for v in node.inputs:
-        piece = lw.view(v)
-        offset = iadd(out.offset, imul(dim_expr(start), dim_expr(out.strides[axis])))
-        # Contiguous runs split over the threads: a decode step's K/V cache append is all copy.
-        bulk_copy(lw, piece, out.with_layout(piece.shape, out.strides, offset))
-        start = add(start, piece.shape[axis])
+    value = node.outputs[0]
+    rank = value.tensor_type.rank
+    axis = node.attrs["axis"] % rank
+    views = [lw.view(v) for v in node.inputs]
+    # A decode step's past + new keys along the key axis: the flash kernel reads the pieces.
+    if axis == rank - 2 and read_only_as_keys(lw, value):
+        lw.pieces[value] = Pieces(axis, tuple(views))
+        return
+    copy_pieces(lw, views, lw.result(value), axis)
 
 
 @rule("pad")

@@ -23,9 +23,9 @@ UNFUSED, FUSED = "canonicalize", "canonicalize,fuse"
 
 def bench_sizes(entry: zoo.ZooEntry, scale: int) -> dict[str, int]:
     """The entry's largest checked sizes with the batch symbol `B` scaled (sequence lengths stay:
-    position tables bound them)."""
+    position tables bound them; pretrained models keep the batch of sentences they are checked on)."""
     sizes = dict(entry.sizes[-1])
-    if "B" in sizes:
+    if "B" in sizes and "pretrained" not in entry.tags:  # pretrained inputs are real sentences
         sizes["B"] *= scale
     return sizes
 

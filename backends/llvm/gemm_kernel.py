@@ -226,6 +226,7 @@ class MicroKernel:
                 acc.add_incoming(zero, entry)
         b.cbranch(b.icmp_signed("<", k, kc), body, done)
         b.position_at_end(body)
+        self._before_loads(b, b_ptr)
         bvecs = [b.load(_vec_ptr(b, b.gep(b_ptr, [i64(v * blk.vw)]), blk.vw), align=32)
                  for v in range(blk.nv)]
         for r in range(blk.mr):
@@ -238,6 +239,9 @@ class MicroKernel:
         b.branch(head)
         b.position_at_end(done)
         return [list(row) for row in accs]
+
+    def _before_loads(self, b: ir.IRBuilder, b_ptr: ir.Value) -> None:
+        """A hook at the top of each k step, before B's vectors are loaded (subclasses prefetch)."""
 
     def _finish(self, b: ir.IRBuilder, acc: ir.Value, old: ir.Value, beta: ir.Value, epilogue: bool,
                 row: ir.Value, col: ir.Value, lanes: ir.Value) -> ir.Value:

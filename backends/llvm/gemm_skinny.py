@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from archir.backends.llvm.gemm_kernel import EpilogueEmit, GemmBlocking, MicroKernel, build_pack_a
-from archir.backends.llvm.ir_loops import F32_PTR, I32, I64, ceil_div, i32, i64, smax, splat
+from archir.backends.llvm.ir_loops import F32_PTR, I32, I64, ceil_div, i32, i64, smax
 from llvmlite import ir
 
 # Rows of the tail tile: with nv = 2 its 8 accumulators still cover the FMA latency (a 2-row tile
@@ -58,38 +58,9 @@ class StreamingKernel(MicroKernel):
         self.prefetch = fn.module.globals.get("llvm.prefetch.p0") or ir.Function(
             fn.module, ir.FunctionType(ir.VoidType(), [F32_PTR, I32, I32, I32]), "llvm.prefetch.p0")
 
-    def _k_loop(self, b: ir.IRBuilder) -> list[list[ir.Value]]:
-        kc, ap, bp = self.fn.args[0], self.fn.args[1], self.fn.args[2]
-        blk = self.blk
-        vec_ptr = ir.VectorType(self.vec.element, blk.vw).as_pointer()
-        entry = b.block
-        head, body, done = (b.append_basic_block(s) for s in ("k.head", "k.body", "k.done"))
-        b.branch(head)
-        b.position_at_end(head)
-        k = b.phi(I64, "k")
-        a_ptr, b_ptr = b.phi(F32_PTR, "a"), b.phi(F32_PTR, "b")
-        accs = [[b.phi(self.vec, f"c{r}_{v}") for v in range(blk.nv)] for r in range(blk.mr)]
-        k.add_incoming(i64(0), entry)
-        a_ptr.add_incoming(ap, entry)
-        b_ptr.add_incoming(bp, entry)
-        for row in accs:
-            for acc in row:
-                acc.add_incoming(ir.Constant(self.vec, None), entry)
-        b.cbranch(b.icmp_signed("<", k, kc), body, done)
-        b.position_at_end(body)
+    def _before_loads(self, b: ir.IRBuilder, b_ptr: ir.Value) -> None:
         # read, high locality: the tail tile re-reads this B row right after the full tile
         b.call(self.prefetch, [b.gep(b_ptr, [i64(PREFETCH_BYTES // 4)]), i32(0), i32(3), i32(1)])
-        bvecs = [b.load(b.bitcast(b.gep(b_ptr, [i64(v * blk.vw)]), vec_ptr), align=32) for v in range(blk.nv)]
-        for r in range(blk.mr):
-            a = splat(b, b.load(b.gep(a_ptr, [i64(r)]), align=4), blk.vw)
-            for v in range(blk.nv):
-                accs[r][v].add_incoming(b.call(self.fma, [a, bvecs[v], accs[r][v]]), body)
-        k.add_incoming(b.add(k, i64(1)), body)
-        a_ptr.add_incoming(b.gep(a_ptr, [i64(blk.mr)]), body)
-        b_ptr.add_incoming(b.gep(b_ptr, [i64(blk.nr)]), body)
-        b.branch(head)
-        b.position_at_end(done)
-        return [list(row) for row in accs]
 
 
 def build_skinny_kernels(module: ir.Module, prefix: str, blk: GemmBlocking, ukernel_type: ir.FunctionType,

@@ -28,6 +28,10 @@ from archir.verifier import verify
 # -- dump -----------------------------------------------------------------------------------------
 def _dump(args: argparse.Namespace) -> int:
     graph = load_model(args.model)
+    if args.pipeline is None:  # what compile would run: the backend's pipeline when one is named
+        from archir.backend import default_pipeline
+
+        args.pipeline = default_pipeline(args.backend) if args.backend else "canonicalize"
     print_after = {"all"} if args.print_after_all else _split_names(args.after)
     manager = PassManager(args.pipeline, print_after=print_after, out=sys.stdout)
     before = report.copy_graph(graph) if args.report else None
@@ -145,8 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     dump = sub.add_parser("dump", help="print a model's IR, after a pass pipeline, as text or a picture")
     dump.add_argument("model", metavar="MODEL", help=model_help)
-    dump.add_argument("--pipeline", default="canonicalize",
-                      help='passes to run (default "canonicalize"; "" for none), e.g. "cse,dce"')
+    dump.add_argument("--pipeline", default=None,
+                      help='passes to run (default "canonicalize", or with --backend the pipeline '
+                           'that backend compiles with; "" for none), e.g. "cse,dce"')
     after = dump.add_mutually_exclusive_group()
     after.add_argument("--print-after-all", action="store_true", help="print the IR after every pass")
     after.add_argument("--after", action="append", metavar="PASS",

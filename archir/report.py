@@ -14,7 +14,7 @@ from pathlib import Path
 from archir import zoo
 from archir.builder import GraphBuilder
 from archir.errors import ArchirError
-from archir.ir import Graph, Node, Value
+from archir.ir import Graph, Node, Value, copy_graph
 from archir.memory_plan import (
     VIEW_OPS,
     MemoryPlan,
@@ -24,9 +24,7 @@ from archir.memory_plan import (
     external_reads,
     plan_of,
 )
-from archir.parser import parse
 from archir.pass_manager import get_pass, run_pipeline
-from archir.printer import print_graph
 from archir.registry import Trait, get_op
 from archir.symbolic import substitute
 from archir.types import TensorType
@@ -208,13 +206,6 @@ def rules_fired(graph: Graph) -> dict[str, int]:
 
 
 # -- whole reports --------------------------------------------------------------------------------
-def copy_graph(graph: Graph) -> Graph:
-    """An independent copy (through the text form, which round-trips exactly), sharing weights."""
-    clone = parse(print_graph(graph), f"<copy of @{graph.name}>")
-    clone.param_data = dict(graph.param_data)
-    return clone
-
-
 def pipeline_report(graph: Graph, pipeline: str, bindings: Mapping[str, int]) -> Report:
     """Figures of `graph` as given and after `pipeline` (run on a copy)."""
     after = run_pipeline(copy_graph(graph), pipeline)

@@ -398,3 +398,14 @@ def test_console_script(net_air, tmp_path):
     missing = subprocess.run(["archir", "run", "nowhere.py:f"], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
     assert missing.stderr.startswith("archir: error: no such file: nowhere.py")
+
+
+def test_dump_with_a_backend_shows_what_compile_makes_of_the_model(capsys):
+    """With --backend, dump runs that backend's pipeline (canonicalize,fuse for llvm), as
+    archir.compile does; --pipeline still overrides it."""
+    pytest.importorskip("llvmlite")
+    code, fused, _ = cli(capsys, "dump", "examples/gpt2.py:gpt2", "--backend", "llvm", "--emit", "loops")
+    assert code == 0 and re.search(r"kernel k\d+_fused", fused) and "call flash." in fused
+    code, plain, _ = cli(capsys, "dump", "examples/gpt2.py:gpt2", "--backend", "llvm", "--emit", "loops",
+                         "--pipeline", "canonicalize")
+    assert code == 0 and not re.search(r"kernel k\d+_fused", plain)

@@ -6,6 +6,7 @@ Lowering turns a graph into one `Program` of this IR; codegen turns the program 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -269,6 +270,21 @@ def isub(a: Expr, b: Expr) -> Expr:
     if isinstance(a, Const) and isinstance(b, Const):
         return Const(int(a.value) - int(b.value))
     return Binary("sub", a, b, DType.i64)
+
+
+def unravel(flat: Expr, sizes: Sequence[Dim | Expr]) -> tuple[list[Expr], Expr]:
+    """The row-major indices of `flat` over the trailing axes `sizes` (the last moves fastest), and
+    the quotient left for the axes before them: unravel(f, [3, 4]) = ([f // 4 % 3, f % 4], f // 12)."""
+    idx: list[Expr] = []
+    rest = flat
+    for size in reversed(sizes):
+        e = size if isinstance(size, Expr) else dim_expr(size)
+        if isinstance(e, Const) and e.value == 1:
+            idx.append(Const(0))
+            continue
+        idx.append(Binary("mod", rest, e, DType.i64))
+        rest = Binary("floordiv", rest, e, DType.i64)
+    return list(reversed(idx)), rest
 
 
 def as_dim_text(d: Dim) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from archir.backends.llvm.flash_kernel import FlashConfig
-from archir.backends.llvm.loops import Binary, Call, Const, Expr, Loop, Ptr, dim_expr, iadd, imul
+from archir.backends.llvm.loops import Binary, Call, Const, Expr, Loop, Ptr, dim_expr, iadd, imul, unravel
 from archir.backends.llvm.lower import Lowerer, View, rule
 from archir.backends.llvm.lower_pieces import key_segments, plain_view
 from archir.backends.llvm.target import host_target
@@ -100,14 +100,8 @@ def _scale(node: Node, d: int) -> float:
 def _unflatten(task: Expr, batch: Sequence[Dim], tiles: Expr) -> tuple[list[Expr], Expr]:
     """Batch indices (outermost first) and the query tile of a flat task index; the tile is the
     fastest-moving so neighbouring tasks share a head's keys."""
-    tile = Binary("mod", task, tiles, DType.i64)
-    rest: Expr = Binary("floordiv", task, tiles, DType.i64)
-    idx: list[Expr] = []
-    for dim in reversed(batch):
-        size = dim_expr(dim)
-        idx.append(Binary("mod", rest, size, DType.i64))
-        rest = Binary("floordiv", rest, size, DType.i64)
-    return list(reversed(idx)), tile
+    (*idx, tile), _ = unravel(task, [*batch, tiles])
+    return idx, tile
 
 
 def _pad_to(view: View, rank: int) -> tuple[tuple[Dim, ...], tuple[Dim, ...]]:

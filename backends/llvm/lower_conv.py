@@ -10,7 +10,7 @@ import itertools
 import math
 from collections.abc import Sequence
 
-from archir.backends.llvm.loops import Binary, Const, Expr, If, Loop, dim_expr, iadd, imul
+from archir.backends.llvm.loops import Binary, Const, Expr, If, Loop, dim_expr, iadd, imul, unravel
 from archir.backends.llvm.lower import Lowerer, View, compute_dtype, row_major, rule
 from archir.backends.llvm.lower_epilogue import GridOperand, OutputEpilogue
 from archir.backends.llvm.lower_linalg import (
@@ -111,11 +111,7 @@ def _im2col(lw: Lowerer, x: View, cols: View, n: Expr, first: Expr, per_group: D
     count = dim_expr(cols.shape[1])
     r = lw.fresh("r")
     with lw.block() as body:
-        ks: list[Expr] = []
-        rest: Expr = r
-        for k in reversed(kernel):
-            ks.insert(0, Binary("mod", rest, dim_expr(k), DType.i64))
-            rest = Binary("floordiv", rest, dim_expr(k), DType.i64)
+        ks, rest = unravel(r, kernel)
         channel = iadd(first, rest)
         pos_strides = row_major(positions)
         with lw.loops(positions[:-1]) as outer:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from archir.backends.llvm.loops import Binary, Const, Expr, Loop, Store, Var, dim_expr, iadd, imul
+from archir.backends.llvm.loops import Binary, Const, Expr, Loop, Store, Var, dim_expr, iadd, imul, unravel
 from archir.backends.llvm.lower import Lowerer, View
 
 from archir.symbolic import Dim, mul
@@ -72,15 +72,10 @@ def bulk_copy(lw: Lowerer, src: View, dst: View) -> None:
 
 def _unflatten(flat: Var, outer: list[Axis], s_base: Expr, d_base: Expr) -> tuple[Expr, Expr]:
     """Source and target offsets of the flat outer index (innermost outer axis moves fastest)."""
-    rest: Expr = flat
-    for k, axis in enumerate(reversed(outer)):
-        size = dim_expr(axis.size)
-        last = k == len(outer) - 1
-        i = rest if last else Binary("mod", rest, size, DType.i64)
+    inner, first = unravel(flat, [axis.size for axis in outer[1:]])
+    for i, axis in zip([first, *inner], outer, strict=True):
         s_base = iadd(s_base, imul(i, dim_expr(axis.src)))
         d_base = iadd(d_base, imul(i, dim_expr(axis.dst)))
-        if not last:
-            rest = Binary("floordiv", rest, size, DType.i64)
     return s_base, d_base
 
 

@@ -23,6 +23,7 @@ from archir.backends.llvm.loops import (
     Unary,
     Var,
     dim_expr,
+    unravel,
 )
 from archir.backends.llvm.lower import RULES, Lowerer, View, compute_dtype
 from archir.backends.llvm.lower_elementwise import broadcast_index, convert
@@ -360,13 +361,10 @@ def _rows(full: tuple[Dim, ...]) -> Dim:
 
 def _unravel(r: Expr, lead: tuple[Dim, ...]) -> list[Expr]:
     """The multi-index of flat row r over the leading dims (row-major)."""
-    idx: list[Expr] = []
-    inner: Dim = 1
-    for k in range(len(lead) - 1, -1, -1):
-        q: Expr = r if inner == 1 else Binary("floordiv", r, dim_expr(inner), DType.i64)
-        idx.append(q if k == 0 else Binary("mod", q, dim_expr(lead[k]), DType.i64))
-        inner = mul(inner, lead[k])
-    return list(reversed(idx))
+    if not lead:
+        return []
+    idx, first = unravel(r, lead[1:])
+    return [first, *idx]
 
 
 def lower_rows(lw: Lowerer, plan: RowPlan, views: dict[Value, View], results: Sequence[Value],

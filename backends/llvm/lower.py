@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from archir.backends.llvm.loops import (
     Buffer,
@@ -34,6 +34,9 @@ from archir.ir import Graph, Node, Value, users
 from archir.registry import get_op
 from archir.symbolic import Dim, mul
 from archir.types import DType, TensorType
+
+if TYPE_CHECKING:
+    from archir.backends.llvm.lower_pieces import Pieces
 
 Rule = Callable[["Lowerer", Node], None]
 RULES: dict[str, Rule] = {}
@@ -116,7 +119,7 @@ class Lowerer:
         self._claimed: dict[Value, View] = {}  # graph outputs written in place by their producer
         # Concat results read only as attention keys / values: never written, kept as their pieces
         # (lower_pieces.Pieces); `readers` is who reads each value (nodes at any depth).
-        self.pieces: dict[Value, Any] = {}
+        self.pieces: dict[Value, Pieces] = {}
         self.readers: dict[Value, list[Node]] = users(graph)
 
     # -- names and blocks ------------------------------------------------------------------------

@@ -133,22 +133,11 @@ def _region_callable(region: Region, parent: _Env, bindings: dict[str, int]):  #
         _run_nodes(region.nodes, env, bindings)
         return [env[v] for v in region.results]
 
-    call.result_shapes = _LazyShapes(region, bindings)  # type: ignore[attr-defined]  # for 0-step scans
+    def result_shapes() -> list[tuple[tuple[int, ...], np.dtype] | None]:
+        """(shape, dtype) of each tensor result under the bindings (None for other types): a scan
+        of no steps builds its empty per-step outputs from them."""
+        return [(v.type.concrete_shape(bindings), v.type.dtype.numpy) if isinstance(v.type, TensorType)
+                else None for v in region.results]
+
+    call.result_shapes = result_shapes  # type: ignore[attr-defined]
     return call
-
-
-class _LazyShapes:
-    """The concrete (shape, dtype) of a region's results under `bindings`, computed when read
-    (a scan with no steps needs them to build empty per-step outputs)."""
-
-    def __init__(self, region: Region, bindings: dict[str, int]) -> None:
-        self.region, self.bindings = region, bindings
-
-    def __getitem__(self, index: slice) -> list[tuple[tuple[int, ...], np.dtype]]:
-        shapes = []
-        for v in self.region.results[index]:
-            t = v.type
-            if not isinstance(t, TensorType):
-                raise ArchirError(f"a region result of type {t} has no shape")
-            shapes.append((t.concrete_shape(self.bindings), t.dtype.numpy))
-        return shapes

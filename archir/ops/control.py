@@ -86,7 +86,7 @@ def _scan_impl(*arrays: np.ndarray, num_carry: int, axis: int, reverse: bool,
     if reverse:
         outputs.reverse()
     if not outputs:  # no steps: empty per-step outputs of the shapes the body declares
-        return carries + [_no_steps(t, ax) for t in getattr(regions[0], "result_shapes", [])[num_carry:]]
+        return carries + [_no_steps(t, ax) for t in regions[0].result_shapes()[num_carry:]]  # type: ignore[attr-defined]
     stacked = [np.stack([step[i] for step in outputs], axis=ax) for i in range(len(outputs[0]))]
     return carries + stacked
 

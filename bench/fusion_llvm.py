@@ -17,6 +17,7 @@ import torch
 
 from archir import zoo
 from archir.backend import compile_graph
+from archir.report import graph_figures
 
 UNFUSED, FUSED = "canonicalize", "canonicalize,fuse"
 
@@ -58,17 +59,13 @@ def measure(name: str, args: Any) -> list[str]:
         runners = {"torch eager": eager, **runners}
     timings = harness.interleaved(runners, reps=args.reps, warmup=args.warmup, gap=args.gap)
     error = harness.max_abs_error(fused(*arrays), plain(*arrays))
-    kernels = f"{_kernels(plain.graph)} → {_kernels(fused.graph)}"
+    kernels = f"{graph_figures(plain.graph, sizes).kernels} → {graph_figures(fused.graph, sizes).kernels}"
     eager = timings.get("torch eager")
     eager_ms = "-" if eager is None else harness.format_seconds(eager.median, "ms")
     off, on = timings["llvm unfused"].median, timings["llvm fused"].median
     return [name, ", ".join(f"{k}={v}" for k, v in sizes.items()), kernels, eager_ms,
             harness.format_seconds(off, "ms"), harness.format_seconds(on, "ms"), f"{off / on:.2f}x",
             f"{error:.1e}"]
-
-
-def _kernels(graph: Any) -> int:
-    return sum(1 for n in graph.nodes if n.op not in ("reshape", "transpose", "expand_dims", "squeeze"))
 
 
 def main(argv: list[str]) -> int:
@@ -87,7 +84,7 @@ def main(argv: list[str]) -> int:
             except Exception as err:  # one model failing must not hide the others' figures
                 rows.append([entry.name, "-", "-", "-", "-", "-", "-", harness.error_cell(err)])
             print(f"<!-- done: {entry.name} -->", file=sys.stderr)
-    print(harness.markdown_table(["model", "sizes", "ops → kernels", "torch eager", "llvm unfused",
+    print(harness.markdown_table(["model", "sizes", "kernels", "torch eager", "llvm unfused",
                                   "llvm fused", "fused vs unfused", "max diff"], rows))
     print(f"\n- load average at end: {harness.load_average()}")
     return 0

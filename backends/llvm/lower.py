@@ -156,6 +156,27 @@ class Lowerer:
             yield idx
 
     @contextmanager
+    def parallel_loops(self, shape: Sequence[Dim], cost: int = 1) -> Iterator[list[Expr]]:
+        """`loops(shape)` whose outermost axis of extent other than 1 may run on the thread pool
+        (the body must not fail or read enclosing locals other than loop indices); one iteration's
+        work is `cost` x the elements of the axes inside it."""
+        with self.loops(shape) as idx:
+            yield idx
+        loop = self._blocks[-1][-1]
+        for k, d in enumerate(shape):
+            assert isinstance(loop, Loop)
+            if d != 1:
+                inside: Dim = 1
+                for d_inner in shape[k + 1:]:
+                    inside = mul(inside, d_inner)
+                loop.parallel = imul(Const(cost), dim_expr(inside))
+                return
+            inner = loop.body[-1] if loop.body else None
+            if not isinstance(inner, Loop):
+                return
+            loop = inner
+
+    @contextmanager
     def _nest(self, shape: list[Dim], idx: list[Expr]) -> Iterator[list[Expr]]:
         if not shape:
             yield idx

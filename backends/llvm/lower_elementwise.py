@@ -17,6 +17,7 @@ from archir.symbolic import Dim
 from archir.types import DType
 
 Compute = Callable[[list[Expr], DType], Expr]
+MATH_COST = 8  # a vectorised exp / tanh / gelu against one add, for the parallel work estimate
 
 
 def broadcast_index(view: View, out_shape: Sequence[Dim], idx: Sequence[Expr]) -> list[Expr]:
@@ -32,13 +33,14 @@ def convert(x: Expr, dtype: DType) -> Expr:
     return x if x.dtype == dtype else Cast(x, dtype)
 
 
-def elementwise(lw: Lowerer, node: Node, fn: Compute) -> None:
-    """out[idx] = fn(operands[idx]) over the broadcast output shape."""
+def elementwise(lw: Lowerer, node: Node, fn: Compute, cost: int = 1) -> None:
+    """out[idx] = fn(operands[idx]) over the broadcast output shape, split over the thread pool
+    when large; `cost` is one element's work in adds (a vecmath call: MATH_COST)."""
     out_value = node.outputs[0]
     views = [lw.view(v) for v in node.inputs]
     out = lw.result(out_value)
     dtype = compute_dtype(out.dtype)
-    with lw.loops(out.shape) as idx:
+    with lw.parallel_loops(out.shape, cost) as idx:
         args: list[Expr] = [v.load(broadcast_index(v, out.shape, idx)) for v in views]
         lw.emit(out.store(idx, convert(fn(args, dtype), dtype)))
 
@@ -53,7 +55,8 @@ _MATH = ("exp", "log", "tanh", "sigmoid", "silu", "erf", "sin", "cos")
 
 @rule(*_MATH, "sqrt", "floor")
 def _float_unary(lw: Lowerer, node: Node) -> None:
-    elementwise(lw, node, lambda a, dt: Unary(node.op, convert(a[0], dt), dt))
+    cost = MATH_COST if node.op in _MATH else 1
+    elementwise(lw, node, lambda a, dt: Unary(node.op, convert(a[0], dt), dt), cost)
 
 
 @rule("rsqrt")
@@ -69,7 +72,7 @@ def _reciprocal(lw: Lowerer, node: Node) -> None:
 @rule("gelu")
 def _gelu(lw: Lowerer, node: Node) -> None:
     name = "gelu_tanh" if node.attrs["approximate"] == "tanh" else "gelu"
-    elementwise(lw, node, lambda a, dt: Unary(name, a[0], dt))
+    elementwise(lw, node, lambda a, dt: Unary(name, a[0], dt), MATH_COST)
 
 
 @rule("neg")

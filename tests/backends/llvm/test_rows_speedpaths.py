@@ -64,7 +64,7 @@ def test_ln_gelu_chain_with_interleaved_columns(n: int, m: int) -> None:
     x = (rng.standard_normal((n, m)) * 3).astype(np.float32)
     r = rng.standard_normal((n, m)).astype(np.float32)
     text = _check(graph, fused, [x, r])
-    assert "parallel for" in text and "interleave(2)" in text
+    assert "parallel for" in text and f"interleave({lower_rows.MATH_INTERLEAVE})" in text
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -1,22 +1,28 @@
 """Benchmark of the llvm backend's fused kernels (row kernels, fused elementwise chains, GEMM
 epilogues, flash attention) against torch eager, fp32, same thread count, interleaved runs.
 
-Run `python bench/fused_kernels.py [--threads 2] [--reps 15] [--only softmax,ln_chain]`: prints a
-markdown table of medians (ms) for llvm with `canonicalize,fuse`, llvm unfused and torch eager.
+Run `python bench/fused_kernels.py [--threads 2] [--reps 15] [--gap 0.02] [--sample-ms 50]
+[--only softmax,ln_chain]`: prints a markdown table of medians (ms per call) for llvm with
+`canonicalize,fuse`, llvm unfused and torch eager, timed by bench/harness.py like the other benches
+(the contenders take turns, each sample after the same idle gap; `--sample-ms 50` times calls
+back to back as in a model's loop instead of single calls after the gap).
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from archir.backends.llvm import set_threads
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # harness.py beside us
+
+import harness
 
 from archir.backend import compile_graph
 from archir.parser import parse
@@ -106,22 +112,7 @@ def compiled(w: Workload, fuse: bool, rng: np.random.Generator) -> tuple[Callabl
     return compile_graph(graph, "llvm", pipeline=""), arrays  # the pipeline is chosen above
 
 
-def median_ms(fn: Callable[[], object], reps: int, others: list[Callable[[], object]]) -> list[float]:
-    """Medians of `fn` and `others`, calls interleaved so drift hits all alike."""
-    everything = [fn, *others]
-    times: list[list[float]] = [[] for _ in everything]
-    for f in everything:
-        f()
-    for _ in range(reps):
-        for k, f in enumerate(everything):
-            time.sleep(0.002)  # let spinning pool threads settle before the next library's call
-            start = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - start)
-    return [1e3 * statistics.median(t) for t in times]
-
-
-def bench(w: Workload, reps: int) -> tuple[float, float, float, float]:
+def bench(w: Workload, args: argparse.Namespace) -> tuple[float, float, float, float]:
     rng = np.random.default_rng(0)
     fused, arrays = compiled(w, True, rng)
     plain, _ = compiled(w, False, rng)
@@ -130,27 +121,26 @@ def bench(w: Workload, reps: int) -> tuple[float, float, float, float]:
     want = w.torch_fn(*tensors).numpy()
     got = fused(*inputs)[0]
     error = float(np.abs(got - want).max())
-    t_fused, t_plain, t_torch = median_ms(lambda: fused(*inputs), reps,
-                                          [lambda: plain(*inputs), lambda: w.torch_fn(*tensors)])
+    runners = {"fused": lambda: fused(*inputs), "plain": lambda: plain(*inputs),
+               "torch": lambda: w.torch_fn(*tensors)}
+    timings = harness.interleaved(runners, reps=args.reps, warmup=1, gap=args.gap,
+                                  min_sample_s=harness.sample_seconds(args, 0.002))
+    t_fused, t_plain, t_torch = (1e3 * timings[k].median for k in runners)
     return t_fused, t_plain, t_torch, error
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--reps", type=int, default=15)
-    parser.add_argument("--only", default="")
-    args = parser.parse_args()
-    set_threads(args.threads)
-    torch.set_num_threads(args.threads)
-    wanted = set(args.only.split(",")) if args.only else None
-    print(f"threads = {args.threads}, medians of {args.reps} interleaved runs (ms)\n")
+    args = harness.bench_parser(__doc__).parse_args()
+    harness.set_threads(args.threads)
+    sample = 1e3 * harness.sample_seconds(args, 0.002)
+    print(f"threads = {args.threads}, medians of {args.reps} interleaved samples (ms per call), "
+          f"{1e3 * args.gap:g} ms idle before each sample, samples of >= {sample:g} ms of calls\n")
     print("| workload | llvm fused | llvm unfused | torch eager | eager / fused | max abs err vs torch |")
     print("|---|---:|---:|---:|---:|---:|")
     for w in WORKLOADS:
-        if wanted and w.name not in wanted:
+        if not harness.selected(w.name, args.only):
             continue
-        f, p, t, err = bench(w, args.reps)
+        f, p, t, err = bench(w, args)
         print(f"| {w.name} | {f:.2f} | {p:.2f} | {t:.2f} | {t / f:.2f}x | {err:.1e} |", flush=True)
 
 

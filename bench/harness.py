@@ -50,6 +50,10 @@ def bench_parser(description: str | None) -> argparse.ArgumentParser:
     parser.add_argument("--gap", type=float, default=0.02,
                         help="seconds idle before each timed sample: spinning idle threads of the "
                              "previous library would otherwise steal a core from the next")
+    parser.add_argument("--sample-ms", type=float, default=None,
+                        help="a sample is as many back-to-back calls as last this long (default: the "
+                             "script's own, a few ms: single calls of ms-long workloads); e.g. 50 "
+                             "times a workload in a loop, where the idle gap's cost is amortised")
     parser.add_argument("--only", type=str, default="",
                         help="comma-separated workload names (or parts of names) to run")
     return parser
@@ -69,6 +73,11 @@ def set_threads(count: int) -> None:
     except ImportError:  # the llvm backend (or llvmlite) is absent: torch-only runs still work
         return
     set_archir_threads(count)
+
+
+def sample_seconds(args: argparse.Namespace, default: float) -> float:
+    """The least duration of one sample: `--sample-ms` when given, else the script's default."""
+    return default if args.sample_ms is None else args.sample_ms / 1e3
 
 
 def calibrate(fn: Runner, min_sample_s: float) -> int:

@@ -88,7 +88,7 @@ def run_workload(w: Workload, contenders: list[str], args: Any) -> Row:
         row.errors[contender] = f"{error:.1e} {'ok' if ok else 'WRONG'}"
         runners[contender] = fn
     timings = harness.interleaved(runners, reps=args.reps, warmup=args.warmup, gap=args.gap,
-                                  min_sample_s=0.005)
+                                  min_sample_s=harness.sample_seconds(args, 0.005))
     for contender, timing in timings.items():
         row.medians[contender] = timing.median
         row.best[contender] = harness.format_seconds(timing.best, w.unit)

@@ -65,3 +65,23 @@ def test_fusion_llvm_bench_times_a_zoo_model_fused_and_unfused(monkeypatch: pyte
     row = next(line for line in out.splitlines() if line.startswith("| mlp_classifier"))
     assert "error" not in row, row
     assert float(row.rstrip(" |").split("|")[-1]) <= 1e-4, row  # fused vs unfused outputs
+
+
+def test_fused_kernels_bench_times_a_row_kernel_against_torch(monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("llvmlite")
+    path = BENCH.parent / "fused_kernels.py"
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    spec = importlib.util.spec_from_file_location("bench_fused_kernels", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # its dataclass looks the module up there
+    spec.loader.exec_module(module)
+    argv = [str(path), "--only", "rms_norm", "--reps", "1", "--gap", "0", "--threads", "1"]
+    monkeypatch.setattr(sys, "argv", argv)
+    module.main()
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| rms_norm"))
+    cells = [c.strip() for c in row.strip(" |").split("|")]
+    assert len(cells) == 6, row
+    assert float(cells[-1]) <= 1e-5, row  # llvm fused vs torch eager, max abs difference

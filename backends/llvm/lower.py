@@ -197,10 +197,23 @@ class Lowerer:
         self.temps.append(buffer)
         return contiguous_view(buffer, shape)
 
+    # -- claims: a place chosen in advance for a value (a graph output's buffer, a scan carry's
+    # next slot); the value's producer takes it and writes there instead of into a temporary.
+    def claim(self, value: Value, target: View) -> None:
+        """Ask `value`'s producer to write it into `target` (the first claim of a value stands)."""
+        self._claimed.setdefault(value, target)
+
+    def is_claimed(self, value: Value) -> bool:
+        return value in self._claimed
+
+    def take_claim(self, value: Value) -> View | None:
+        """The view claimed for `value` (its producer now owes it a write there), or None."""
+        return self._claimed.pop(value, None)
+
     def result(self, value: Value) -> View:
         """A fresh contiguous view to write `value` into: its output buffer when it is returned."""
         t = value.tensor_type
-        claimed = self._claimed.pop(value, None)
+        claimed = self.take_claim(value)
         if claimed is not None:
             self.env[value] = claimed
             return claimed
@@ -259,7 +272,7 @@ class Lowerer:
         results = [result] if isinstance(result, Value) else list(result)
         self.lower_nodes(b._blocks[0])
         for out, value in zip(node.outputs, results, strict=True):
-            claimed = self._claimed.pop(out, None)
+            claimed = self.take_claim(out)
             if claimed is not None:
                 self.copy(self.view(value), claimed)
                 self.env[out] = claimed
@@ -288,8 +301,8 @@ def lower_graph(graph: Graph) -> Program:
         t = _tensor(v)
         buffer = Buffer(f"out{i}", t.dtype, t.numel(), "output", i)
         outputs.append(buffer)
-        if v.kind == "result" and v not in lw._claimed:
-            lw._claimed[v] = contiguous_view(buffer, t.shape)
+        if v.kind == "result":
+            lw.claim(v, contiguous_view(buffer, t.shape))
     lw.lower_nodes(graph.nodes)
     with lw.block() as copies:
         for i, (v, buffer) in enumerate(zip(graph.outputs, outputs, strict=True)):

@@ -155,7 +155,7 @@ def read_only_as_keys(lw: Lowerer, value: Value) -> bool:
     """Whether every reader of `value` is a flash attention (plain or as a fused flash group's
     operand) taking it only as keys and / or values, so it may stay unmaterialised as pieces."""
     readers = lw.readers.get(value, [])
-    if not readers or value in lw._claimed or value in lw.graph.outputs or _yielded(lw, value):
+    if not readers or lw.is_claimed(value) or value in lw.graph.outputs or _yielded(lw, value):
         return False
     for node in readers:
         if node.op == "attention":

@@ -76,7 +76,7 @@ def _scan(lw: Lowerer, node: Node) -> None:
         _claim(lw, body, targets)
         _lower_region(lw, body, [*(_slot(p, i) for p in pairs), *slices])
         for value, target in zip(body.results, targets, strict=True):
-            if lw._claimed.pop(value, None) is None and lw.view(value) is target:
+            if lw.take_claim(value) is None and lw.view(value) is target:
                 continue  # its producer wrote it in place
             lw.copy(lw.view(value), target)
     _bind_results(lw, node, [_slot(p, dim_expr(length)) for p in pairs])
@@ -101,8 +101,8 @@ def _claim(lw: Lowerer, body: Region, targets: Sequence[View]) -> None:
     contiguous. A producer that honours the claim pops it and binds the target itself."""
     made = {v for n in body.nodes for v in n.outputs}
     for value, target in zip(body.results, targets, strict=True):
-        if value in made and value not in lw._claimed and target.is_contiguous():
-            lw._claimed[value] = target
+        if value in made and target.is_contiguous():
+            lw.claim(value, target)
 
 
 def _slice_at(view: View, axis: int, t: object) -> View:

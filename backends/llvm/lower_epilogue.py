@@ -19,7 +19,7 @@ from archir.backends.llvm.gemm_epilogue import (
 )
 from archir.backends.llvm.loops import Binary, Cast, Const, Expr, Loop, Select, Unary, Var, dim_expr
 from archir.backends.llvm.lower import RULES, Lowerer, View, compute_dtype
-from archir.backends.llvm.lower_rows import VIEW_OPS, is_elementwise_rule
+from archir.backends.llvm.row_plan import VIEW_OPS, is_elementwise_rule
 
 from archir.ir import Node, Value
 from archir.symbolic import Dim

@@ -10,7 +10,8 @@ from archir.backends.llvm.lower_attention import lower_flash_group
 from archir.backends.llvm.lower_control import lower_fused_inline
 from archir.backends.llvm.lower_epilogue import plan_tail
 from archir.backends.llvm.lower_linalg import epilogue_fits, lower_contraction
-from archir.backends.llvm.lower_rows import lower_rows, plan_rows
+from archir.backends.llvm.lower_rows import lower_rows
+from archir.backends.llvm.row_plan import plan_rows
 
 from archir.ir import Node
 

@@ -28,7 +28,7 @@ def _out_shape(node: Node, i: int = 0) -> tuple[Dim, ...]:
 def bind_view(lw: Lowerer, node: Node, view: View, i: int = 0) -> None:
     """Bind a view as the result; a returned value is copied into its output buffer."""
     value = node.outputs[i]
-    claimed = lw._claimed.pop(value, None)
+    claimed = lw.take_claim(value)
     if claimed is None:
         lw.bind(value, view)
     else:

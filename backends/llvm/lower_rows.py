@@ -3,14 +3,14 @@ layer_norm, rms_norm, sum/mean/max/min) as ONE loop over the rows of its data sh
 
 Per row, each reduction is one vectorised pass over the row (the row stays in L1 between passes)
 and a last pass writes every full-shape result; values are composed in registers per element, never
-stored to a temporary. Rows are split over the thread pool when the work is large.
+stored to a temporary. Rows are split over the thread pool when the work is large. Which groups
+fit a row kernel is decided in row_plan.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 from archir.backends.llvm.loops import (
     Assign,
@@ -27,108 +27,12 @@ from archir.backends.llvm.loops import (
 )
 from archir.backends.llvm.lower import RULES, Lowerer, View, compute_dtype
 from archir.backends.llvm.lower_elementwise import MATH_COST, broadcast_index, convert
+from archir.backends.llvm.row_plan import REDUCTIONS, ROW_OPS, RowPlan, shape_of
 from archir.backends.llvm.vecmath import FUNCTIONS
 
 from archir.ir import Node, Value
 from archir.symbolic import Dim, mul
-from archir.types import DType, TensorType
-
-VIEW_OPS = ("reshape", "transpose", "expand", "squeeze", "unsqueeze", "slice")
-REDUCTIONS = ("sum", "mean", "max", "min")
-ROW_OPS = ("softmax", "log_softmax", "layer_norm", "rms_norm")
-
-
-def _shape(v: Value) -> tuple[Dim, ...]:
-    t = v.type
-    return t.shape if isinstance(t, TensorType) else ()
-
-
-def is_elementwise_rule(op: str) -> bool:
-    fn = RULES.get(op)
-    return fn is not None and fn.__module__.endswith("lower_elementwise")
-
-
-@dataclass(slots=True)
-class RowPlan:
-    """The data shape `full` (rows = all but the last axis) and how each body node is run."""
-
-    full: tuple[Dim, ...]
-    views: list[Node] = field(default_factory=list)  # layout ops over arguments: strided views
-    nodes: list[Node] = field(default_factory=list)  # everything else, in order
-
-
-def _fits(shape: Sequence[Dim], full: Sequence[Dim]) -> bool:
-    """`shape` broadcasts to `full` (right-aligned; each dim 1 or equal)."""
-    if len(shape) > len(full):
-        return False
-    lead = len(full) - len(shape)
-    return all(d == 1 or d == full[lead + k] for k, d in enumerate(shape))
-
-
-def _row_axis_ok(node: Node) -> bool:
-    """A reduction or row op over the last axis only (keepdims results only for reductions read
-    inside the group; see `plan_rows`)."""
-    rank = len(_shape(node.inputs[0]))
-    if rank == 0:
-        return False
-    if node.op in REDUCTIONS:
-        axes = node.attrs.get("axes")
-        return axes is not None and [a % rank for a in axes] == [rank - 1]
-    if node.op in ("softmax", "log_softmax"):
-        return node.attrs["axis"] % rank == rank - 1
-    return node.attrs["begin_axis"] % rank == rank - 1
-
-
-def _full_shape(nodes: Sequence[Node], results: Sequence[Value]) -> tuple[Dim, ...] | None:
-    for node in nodes:
-        if node.op in REDUCTIONS or node.op in ROW_OPS:
-            return _shape(node.inputs[0])
-    ranked = [_shape(v) for v in results]
-    return max(ranked, key=len) if ranked else None
-
-
-def plan_rows(nodes: Sequence[Node], args: Sequence[Value], results: Sequence[Value]) -> RowPlan | None:
-    """How to run `nodes` as a row kernel, or None when some op or shape does not fit one."""
-    full = _full_shape(nodes, results)
-    if not full:
-        return None
-    plan = RowPlan(tuple(full))
-    viewed: set[Value] = set(args)
-    readers: dict[Value, int] = {}
-    for node in nodes:
-        for v in node.inputs:
-            readers[v] = readers.get(v, 0) + 1
-    for node in nodes:
-        out = node.outputs[0] if len(node.outputs) == 1 else None
-        if out is None or not isinstance(out.type, TensorType):
-            return None
-        if node.op in VIEW_OPS and all(v in viewed for v in node.inputs):
-            viewed.add(out)
-            plan.views.append(node)
-            if not _fits(_shape(out), full):
-                return None
-            continue
-        if node.op in REDUCTIONS or node.op in ROW_OPS:
-            x = _shape(node.inputs[0])
-            if not _row_axis_ok(node) or x[-1] != full[-1] or not _fits(x, full) \
-                    or not out.type.dtype.is_float:
-                return None
-            if node.op in REDUCTIONS and not node.attrs["keepdims"] and (readers.get(out) or x != full):
-                return None  # a rank-dropping result can only be stored, once per row
-        elif not is_elementwise_rule(node.op) or not _fits(_shape(out), full):
-            return None
-        plan.nodes.append(node)
-    for v in results:
-        if not _result_ok(v, full):
-            return None
-    return plan
-
-
-def _result_ok(v: Value, full: tuple[Dim, ...]) -> bool:
-    s = _shape(v)
-    node = v.producer
-    dropped = node is not None and node.op in REDUCTIONS and not node.attrs["keepdims"]
-    return s == full or s == (*full[:-1], 1) or (dropped and s == full[:-1])
+from archir.types import DType
 
 
 # -- evaluation -------------------------------------------------------------------------------
@@ -137,7 +41,7 @@ class _Operand:
 
     def __init__(self, ev: RowEval, v: Value) -> None:
         self.ev, self.v = ev, v
-        self.shape = _shape(v)
+        self.shape = shape_of(v)
         self.rank = len(self.shape)
         self.dtype = v.tensor_type.dtype
 
@@ -388,14 +292,14 @@ def lower_rows(lw: Lowerer, plan: RowPlan, views: dict[Value, View], results: Se
     with lw.block() as body:
         ev = RowEval(lw, full, views, _unravel(r, full[:-1]))
         for v, out in zip(results, outs, strict=True):
-            if _shape(v) == full and out.dtype in (DType.f32, DType.f64) and out.buffer.kind != "input":
+            if shape_of(v) == full and out.dtype in (DType.f32, DType.f64) and out.buffer.kind != "input":
                 ev.scratch.setdefault(v, out)
         for node in plan.nodes:
             if node.op in REDUCTIONS or node.op in ROW_OPS:
                 ev.reduce(node)
         wide: list[tuple[Value, View]] = []
         for v, out in zip(results, outs, strict=True):
-            if _shape(v) == full:
+            if shape_of(v) == full:
                 wide.append((v, out))
                 continue
             ev.start_pass(Const(0))

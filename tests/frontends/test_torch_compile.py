@@ -6,6 +6,7 @@ fallback with its warning), and registration through torch's entry point in a fr
 import subprocess
 import sys
 import warnings
+from functools import partial
 
 import pytest
 import torch
@@ -13,7 +14,9 @@ from archir.frontends.torch import UnsupportedOpsError
 from archir.frontends.torch.table import load_converters, lookup
 
 from archir.errors import BackendError
+from tests.frontends import torch_check
 
+max_error = partial(torch_check.max_error, same_dtype=True)  # outputs keep eager's dtype too
 TOLERANCE = 1e-4
 
 
@@ -35,11 +38,6 @@ class Block(torch.nn.Module):
 def compiled(module, **options):
     torch._dynamo.reset()
     return torch.compile(module, backend="archir", options=options or None)
-
-
-def max_error(got: torch.Tensor, want: torch.Tensor) -> float:
-    assert got.shape == want.shape and got.dtype == want.dtype
-    return float((got - want).abs().max())
 
 
 @pytest.fixture

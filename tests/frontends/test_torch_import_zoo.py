@@ -26,6 +26,7 @@ from archir import zoo
 from archir.backend import compile_graph
 from archir.ir import Graph
 from archir.symbolic import SymExpr, substitute
+from tests.frontends.torch_check import max_error
 
 TOLERANCE = 1e-4
 BACKENDS = ("interp", "torch", "llvm")
@@ -100,17 +101,6 @@ def imported(name: str, size: int | None) -> Graph:
 @cache
 def compiled(name: str, size: int | None, backend: str) -> Any:
     return compile_graph(imported(name, size), backend)
-
-
-def max_error(got: list[Any], want: Any) -> float:
-    wants = [want] if isinstance(want, torch.Tensor) else list(want)
-    assert len(got) == len(wants), f"{len(got)} outputs, eager gives {len(wants)}"
-    error = 0.0
-    for g, w in zip(got, wants, strict=True):
-        g = np.asarray(g)
-        assert g.shape == tuple(w.shape), f"shape {g.shape} != eager {tuple(w.shape)}"
-        error = max(error, float(np.max(np.abs(g.astype(np.float64) - w.double().numpy()), initial=0.0)))
-    return error
 
 
 @pytest.mark.parametrize(("name", "backend"), cases())

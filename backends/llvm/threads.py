@@ -25,6 +25,7 @@ MAX_WORKERS = 255
 CHUNKS_PER_THREAD = 4  # dynamic chunks: balance without contending on the counter
 SPIN_PAUSES = 256  # busy polls (a few microseconds) before a waiting worker starts yielding
 SPIN_WAIT = 1 << 11  # polls in all before it sleeps on a futex: back-to-back parallel loops stay hot
+NAP_US, NAPS = 100, 1000  # then polls between ~0.1 ms sleeps for ~0.1-0.15 s before the futex
 FUTEX_WAIT, FUTEX_WAKE = 128, 129  # the *_PRIVATE variants
 FUTEX_SYSCALL = {"x86_64": 202, "aarch64": 98}
 
@@ -135,7 +136,8 @@ class _Pool:
         return b.load_atomic(var, "monotonic", 8)
 
     def _wait_for_new_generation(self, b: ir.IRBuilder, seen: ir.Value) -> None:
-        """Spin on the generation counter, then sleep on it (futex) so idle workers cost nothing."""
+        """Spin on the generation counter, then nap between polls, then sleep on it (futex) so
+        idle workers cost nothing."""
         spin_done = b.append_basic_block("spin.done")
         with counted_loop(b, 0, SPIN_WAIT, name="spin") as step:
             changed = b.icmp_unsigned("!=", b.load_atomic(self.gen, "acquire", 4), seen)
@@ -151,6 +153,7 @@ class _Pool:
                     b.call(self.sched_yield, [])
         b.branch(spin_done)
         b.position_at_end(spin_done)
+        self._nap(b, seen)
         b.atomic_rmw("add", self.sleepers, i32(1), "seq_cst")
         head, body, out = (b.append_basic_block(s) for s in ("sleep.head", "sleep.body", "sleep.out"))
         b.branch(head)
@@ -161,6 +164,21 @@ class _Pool:
         b.branch(head)
         b.position_at_end(out)
         b.atomic_rmw("sub", self.sleepers, i32(1), "seq_cst")
+
+    def _nap(self, b: ir.IRBuilder, seen: ir.Value) -> None:
+        """Poll the generation between short sleeps for a while before the futex sleep. Measured on
+        this 2-vCPU VM (LN chain x[4096,768], 20 ms idle before each call): 4.4 ms median with naps,
+        4.2-7.8 ms (median of runs 6.0) without, as a worker woken from its futex after an idle
+        spell often waits milliseconds for its CPU; a nap costs a few microseconds of CPU."""
+        done = b.append_basic_block("nap.done")
+        with counted_loop(b, 0, NAPS, name="nap"):
+            changed = b.icmp_unsigned("!=", b.load_atomic(self.gen, "acquire", 4), seen)
+            nxt = b.append_basic_block("nap.next")
+            b.cbranch(changed, done, nxt)
+            b.position_at_end(nxt)
+            b.call(self.usleep, [i32(NAP_US)])
+        b.branch(done)
+        b.position_at_end(done)
 
     def build_worker(self) -> None:
         """Worker loop: wait for a new generation, then claim chunks of it if it takes part."""

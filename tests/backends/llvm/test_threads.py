@@ -178,13 +178,20 @@ def test_env_variable_sets_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
         threads._default_threads()
 
 
-def test_idle_workers_sleep(run: RUN_TYPE) -> None:
-    """After a parallel loop the workers spin briefly and then block: the process goes quiet."""
+def _idle_cpu(seconds: float) -> tuple[float, float]:
+    cpu_before, wall_before = time.process_time(), time.perf_counter()
+    time.sleep(seconds)
+    return time.process_time() - cpu_before, time.perf_counter() - wall_before
+
+
+def test_idle_workers_nap_then_sleep(run: RUN_TYPE) -> None:
+    """After a parallel loop the workers spin briefly, nap between polls for ~0.1 s (a few percent
+    of a core), then block on a futex: the process goes quiet."""
     threads.set_threads(2)
     _call(run, 1000, repeats=10)
-    time.sleep(0.05)  # past the spin phase
-    cpu_before, wall_before = time.process_time(), time.perf_counter()
-    time.sleep(0.3)
-    cpu = time.process_time() - cpu_before
-    wall = time.perf_counter() - wall_before
-    assert cpu < 0.25 * wall, f"idle process used {cpu:.3f}s CPU in {wall:.3f}s"
+    time.sleep(0.01)  # past the spin phase, inside the naps
+    cpu, wall = _idle_cpu(0.1)
+    assert cpu < 0.25 * wall, f"napping workers used {cpu:.3f}s CPU in {wall:.3f}s"
+    time.sleep(threads.NAPS * threads.NAP_US * 2e-6)  # past the naps, however slow each one was
+    cpu, wall = _idle_cpu(0.3)
+    assert cpu < 0.05 * wall, f"idle process used {cpu:.3f}s CPU in {wall:.3f}s"

@@ -263,3 +263,19 @@ def test_f32_gelu_tanh_keeps_sign_of_zero(f32: MathKernels) -> None:
     """-0 -> -0 (torch's 0.5 * x * (1 + tanh(...)) gives -0 too); a large negative x gives -0."""
     got = f32.kernel("gelu_tanh")(np.float32([-0.0, 0.0, -50.0]))
     assert np.signbit(got).tolist() == [True, False, True] and (got == 0).all()
+
+
+def test_f32_gelu_tanh_without_fma_keeps_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host without FMA builds 2u in f64 (head + tail back to f32) instead of the fma pair: the
+    same ulp bound over the general inputs and the dense negative tail."""
+    from archir.backends.llvm import vecmath_activation
+
+    monkeypatch.setattr(vecmath_activation, "_host_has_fma", lambda: False)
+    kernels = MathKernels(ir.FloatType())
+    rng = np.random.default_rng(7)
+    tail = np.concatenate([rng.uniform(-11.0, 0, 200_000), -np.exp(rng.uniform(-30, np.log(11.0), 50_000))])
+    x = np.concatenate([_f32_inputs("gelu_tanh"), tail.astype(np.float32)])
+    with np.errstate(invalid="ignore"):
+        ref = _ref64("gelu_tanh", x.astype(np.float64))
+    err = ulp_errors(kernels.kernel("gelu_tanh")(x), ref, np.float32)
+    assert err.max() <= F32_ULP["gelu_tanh"], _worst(err, x)

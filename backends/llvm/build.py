@@ -16,7 +16,7 @@ from llvmlite import ir
 
 def externals(module: ir.Module, name: str) -> ir.Function:
     """Runtime functions that loop-IR `Call`s name."""
-    if name.startswith("gemm") and name.endswith("}"):  # `gemm{epilogue}`, `gemm_param.<key>{epilogue}`
+    if name.startswith("gemm") and name.endswith("}"):  # `gemm{epilogue}`, `gemm_param.<key>{...}`, ...
         from archir.backends.llvm.gemm_epilogue import epilogue_gemm
 
         return epilogue_gemm(module, name)
@@ -25,6 +25,15 @@ def externals(module: ir.Module, name: str) -> ir.Function:
 
         existing = module.globals.get("archir_gemm")
         return existing if isinstance(existing, ir.Function) else gemm_function(module, "archir_gemm")
+    if name.startswith("gemm_conv."):  # B is an image read through a conv window (implicit GEMM)
+        from archir.backends.llvm.gemm import gemm_function
+        from archir.backends.llvm.gemm_conv import ConvGeometry
+
+        symbol = f"archir_{name}"
+        existing = module.globals.get(symbol)
+        if isinstance(existing, ir.Function):
+            return existing
+        return gemm_function(module, symbol, conv=ConvGeometry.parse(name.removeprefix("gemm_conv.")))
     if name.startswith("gemm_param."):  # B is a parameter's matrix: packed once, kept by the module
         from archir.backends.llvm.gemm_prepack import param_gemm_function
 

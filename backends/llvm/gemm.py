@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from archir.backends.llvm.gemm_conv import ConvGeometry, build_pack_conv
 from archir.backends.llvm.gemm_kernel import (
     EpilogueEmit,
     GemmBlocking,
@@ -69,9 +70,10 @@ class _GemmBuilder:
     """Builds the driver, the two parallel tasks and the kernels of one GEMM function."""
 
     def __init__(self, module: ir.Module, name: str, epilogue: Epilogue | None, blk: GemmBlocking,
-                 prepacked_b: bool = False) -> None:
+                 prepacked_b: bool = False, conv: ConvGeometry | None = None) -> None:
         self.m, self.name, self.blk, self.epilogue = module, name, blk, epilogue
         self.prepacked_b = prepacked_b  # B is already in pack_b_function's layout: never pack it
+        self.conv = conv  # B is an image read through this convolution window (gemm_conv)
         extra = list(epilogue.arg_types) if epilogue else []
         base_types = [I64, I64, I64, F32_PTR, I64, I64, F32_PTR, I64, I64, F32_PTR, I64]
         self.fields = BASE_ARGS + LOOP_FIELDS + [f"extra{i}" for i in range(len(extra))]
@@ -95,7 +97,10 @@ class _GemmBuilder:
 
     def build(self) -> ir.Function:
         build_pack_a(self.pack_a, self.blk)
-        build_pack_b(self.pack_b, self.blk)
+        if self.conv is None:
+            build_pack_b(self.pack_b, self.blk)
+        else:
+            build_pack_conv(self.pack_b, self.blk, self.conv)
         MicroKernel(self.ukernel, self.blk, self.epilogue.emit if self.epilogue else None).build()
         self.skinny = SkinnyGemm(self) if self.prepacked_b else None
         self._build_pack_b_task()
@@ -114,6 +119,10 @@ class _GemmBuilder:
         b = ir.IRBuilder(self.pack_b_task.append_basic_block("entry"))
         raw_ctx, begin, end = self.pack_b_task.args
         f = self._load_fields(b, raw_ctx)
+        if self.conv is not None:  # the conv packer takes the block's first row and column instead
+            b.call(self.pack_b, [f["kc"], begin, end, f["B"], f["pc"], f["jc"], f["Bp"], f["nc"]])
+            b.ret_void()
+            return
         src = b.gep(f["B"], [b.add(b.mul(f["pc"], f["rsB"]), b.mul(f["jc"], f["csB"]))])
         b.call(self.pack_b, [f["kc"], begin, end, src, f["rsB"], f["csB"], f["Bp"], f["nc"]])
         b.ret_void()
@@ -269,12 +278,15 @@ class _GemmBuilder:
 
 
 def gemm_function(module: ir.Module, name: str, *, epilogue: Epilogue | Callable[..., ir.Value] | None = None,
-                  blocking: GemmBlocking | None = None, prepacked_b: bool = False) -> ir.Function:
+                  blocking: GemmBlocking | None = None, prepacked_b: bool = False,
+                  conv: ConvGeometry | None = None) -> ir.Function:
     """Define `void name(i64 M, i64 N, i64 K, float* A, i64 rsA, i64 csA, float* B, i64 rsB, i64 csB,
     float* C, i64 rsC, i32 accumulate, *epilogue.arg_types)` in `module`; it splits its work over the
     thread pool itself. `blocking` overrides the tile and cache-block sizes (for tuning).
 
     `prepacked_b`: B points at `pack_b_function`'s output for the same blocking (rsB, csB unused), as
-    for a weight packed once; small M then takes a path that splits N over the threads."""
+    for a weight packed once; small M then takes a path that splits N over the threads.
+    `conv`: B is an image (B points at its first channel, rsB and csB unused) read through this
+    convolution's window, K = taps, N = output positions (implicit GEMM, gemm_conv.py)."""
     blk = blocking or default_blocking(host_target().vector_width_f32)
-    return _GemmBuilder(module, name, _as_epilogue(epilogue), blk, prepacked_b).build()
+    return _GemmBuilder(module, name, _as_epilogue(epilogue), blk, prepacked_b, conv).build()

@@ -152,16 +152,19 @@ def epilogue_gemm(module: ir.Module, name: str) -> ir.Function:
     """The runtime function a loop-IR call `gemm{<program>}` or `gemm_param.<key>{<program>}` names:
     a GEMM (prepacked for a parameter's B) whose store applies the program; one per program."""
     from archir.backends.llvm.gemm import Epilogue, gemm_function
+    from archir.backends.llvm.gemm_conv import ConvGeometry
     from archir.backends.llvm.gemm_prepack import param_gemm_function
 
     base, _, text = name[:-1].partition("{")
     program = EpilogueProgram.parse(text)
     param = base.startswith("gemm_param.")
-    symbol = program.symbol("archir_gemm_prepacked" if param else "archir_gemm")
+    conv = ConvGeometry.parse(base.removeprefix("gemm_conv.")) if base.startswith("gemm_conv.") else None
+    stem = "archir_gemm_prepacked" if param else f"archir_gemm_conv.{conv.key}" if conv else "archir_gemm"
+    symbol = program.symbol(stem)
     gemm = module.globals.get(symbol)
     if not isinstance(gemm, ir.Function):
         gemm = gemm_function(module, symbol, epilogue=Epilogue(program.emit, program.arg_types()),
-                             prepacked_b=param)
+                             prepacked_b=param, conv=conv)
         gemm.linkage = "internal"
     if not param:
         return gemm

@@ -1,7 +1,9 @@
 """Convolution as GEMM per (image, group): W[out, taps] @ cols[taps, positions] into the output,
-the GEMM's epilogue applying bias / batch norm / activation / residual in its store. cols is an
-im2col buffer filled row by row over the thread pool, each output row split into a zero border
-and a branch-free (vectorised) interior copy; a 1x1 stride-1 unpadded conv reads x directly.
+the GEMM's epilogue applying bias / batch norm / activation / residual in its store. For f32 images
+of static size the GEMM packs cols straight from x through the window (implicit GEMM, gemm_conv.py);
+otherwise cols is an im2col buffer filled row by row over the thread pool, each output row split
+into a zero border and a branch-free (vectorised) interior copy. A 1x1 stride-1 unpadded conv reads
+x directly.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import itertools
 import math
 from collections.abc import Sequence
 
+from archir.backends.llvm.gemm_conv import ConvGeometry
 from archir.backends.llvm.loops import Binary, Const, Expr, If, Loop, dim_expr, iadd, imul, unravel
 from archir.backends.llvm.lower import Lowerer, View, compute_dtype, row_major, rule
 from archir.backends.llvm.lower_epilogue import GridOperand, OutputEpilogue
@@ -27,6 +30,8 @@ from archir.backends.llvm.lower_linalg import (
 from archir.ir import Node
 from archir.symbolic import Dim, mul
 from archir.types import DType
+
+IMPLICIT_GEMM = True  # False: every conv through an im2col buffer (for A/B comparisons)
 
 
 @rule("conv1d", "conv2d")
@@ -70,10 +75,13 @@ def lower_conv(lw: Lowerer, node: Node, out: View, epilogue: OutputEpilogue | No
         epilogue = epilogue.prepare(lw, _fits)
     direct = all(k == 1 for k in kernel) and all(s == 1 for s in stride) and not any(padding) \
         and _spatial_stride(x) == 1
-    cols = None if direct else lw.temp(out.dtype, (taps, count))
+    geometry = None if direct else _implicit_geometry(x, per_group, kernel, (stride, padding, dilation))
+    cols = None if direct or geometry else lw.temp(out.dtype, (taps, count))
     with lw.loop(x.shape[0]) as n, lw.loop(groups) as g:
         first = imul(g, Const(per_group))
-        if cols is None:
+        if geometry is not None:  # the GEMM packs B from x through the window: no im2col buffer
+            b = Operand(x.buffer, x.index([n, first] + [Const(0)] * nd), Const(0), Const(0))
+        elif cols is None:
             b = Operand(x.buffer, x.index([n, first] + [Const(0)] * nd), dim_expr(x.strides[1]), Const(1))
         else:
             _im2col(lw, x, cols, n, first, per_group, kernel, positions, (stride, padding, dilation))
@@ -86,9 +94,30 @@ def lower_conv(lw: Lowerer, node: Node, out: View, epilogue: OutputEpilogue | No
         w_off = imul(g, dim_expr(mul(out_per_group, taps)))
         gemm(lw, out_per_group, count, taps,
              Operand(w.buffer, iadd(w.offset, w_off), dim_expr(taps), Const(1)), b,
-             Operand(out.buffer, out.index(head), dim_expr(count), Const(1)), epi)
+             Operand(out.buffer, out.index(head), dim_expr(count), Const(1)), epi,
+             conv_key=geometry.key if geometry else None)
     if bias is not None and out.dtype != DType.f32:
         add_bias(lw, out, lw.view(bias), 1)
+
+
+def _implicit_geometry(x: View, per_group: Dim, kernel: Sequence[Dim],
+                       window: tuple[list[int], list[int], list[int]]) -> ConvGeometry | None:
+    """The geometry for an implicit-GEMM conv (gemm_conv.py), or None when x is not f32 with static,
+    dense [C, H, W] images (then im2col + GEMM)."""
+    if not IMPLICIT_GEMM:
+        return None
+    stride, padding, dilation = window
+    sizes = [per_group, *x.shape[2:], *kernel]
+    if x.dtype != DType.f32 or not all(isinstance(d, int) for d in sizes) or _spatial_stride(x) != 1:
+        return None
+    spatial = [int(d) for d in x.shape[2:]]  # type: ignore[arg-type]
+    if x.strides[1] != math.prod(spatial) or len(spatial) not in (1, 2):
+        return None
+    if len(spatial) == 1:  # conv1d: one row of width L
+        return ConvGeometry(int(per_group), 1, spatial[0], 1, int(kernel[0]), 1, stride[0], 0, padding[0],
+                            1, dilation[0])
+    return ConvGeometry(int(per_group), spatial[0], spatial[1], int(kernel[0]), int(kernel[1]), stride[0],
+                        stride[1], padding[0], padding[1], dilation[0], dilation[1])
 
 
 def _ceil_div(a: Expr, s: int) -> Expr:

@@ -63,14 +63,15 @@ def _param_b_key(n: Dim, k: Dim, b: Operand) -> str | None:
 
 
 def gemm(lw: Lowerer, m: Dim, n: Dim, k: Dim, a: Operand, b: Operand, c: Operand,
-         epilogue: tuple[EpilogueProgram, list[Expr]] | None = None) -> None:
+         epilogue: tuple[EpilogueProgram, list[Expr]] | None = None, conv_key: str | None = None) -> None:
     """c = a @ b; f32 goes to the packed GEMM kernel (B packed once when it is a parameter's matrix),
     other dtypes to a loop nest. `epilogue` (f32 only): the program applied in the GEMM's store and
-    its extra arguments; the callee's name carries the program (`gemm{col;acc o0 add}`)."""
+    its extra arguments; the callee's name carries the program (`gemm{col;acc o0 add}`). `conv_key`:
+    b is an image read through that convolution window (`gemm_conv.<key>`, implicit GEMM)."""
     dtype = c.buffer.dtype
     if dtype == DType.f32 and a.buffer.dtype == b.buffer.dtype == DType.f32:
-        key = _param_b_key(n, k, b)
-        name = "gemm" if key is None else f"gemm_param.{key}"
+        key = None if conv_key else _param_b_key(n, k, b)
+        name = f"gemm_conv.{conv_key}" if conv_key else "gemm" if key is None else f"gemm_param.{key}"
         extra: list[Expr] = []
         if epilogue is not None:
             name += "{" + epilogue[0].text + "}"

@@ -47,7 +47,7 @@ def assert_in_store(text: str, kinds: str) -> None:
     (operand kinds `kinds`), so no row kernel re-reads and re-writes the result."""
     touching = [line.strip() for line in text.splitlines() if "%out0[" in line]
     assert len(touching) == 1, touching
-    assert re.match(r"call gemm(_param\.\S+)?\{" + re.escape(kinds) + ";", touching[0]), touching[0]
+    assert re.match(r"call gemm(_(param|conv)\.\S+)?\{" + re.escape(kinds) + ";", touching[0]), touching[0]
 
 
 def _linear_src(tail: str, extra_inputs: str = "") -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import llvmlite.binding as llvm
 from archir.backends.llvm.codegen import ENTRY, generate
@@ -21,19 +22,11 @@ def externals(module: ir.Module, name: str) -> ir.Function:
 
         return epilogue_gemm(module, name)
     if name == "gemm":
-        from archir.backends.llvm.gemm import gemm_function
-
-        existing = module.globals.get("archir_gemm")
-        return existing if isinstance(existing, ir.Function) else gemm_function(module, "archir_gemm")
+        return _gemm_once(module, "archir_gemm")
     if name.startswith("gemm_conv."):  # B is an image read through a conv window (implicit GEMM)
-        from archir.backends.llvm.gemm import gemm_function
         from archir.backends.llvm.gemm_conv import ConvGeometry
 
-        symbol = f"archir_{name}"
-        existing = module.globals.get(symbol)
-        if isinstance(existing, ir.Function):
-            return existing
-        return gemm_function(module, symbol, conv=ConvGeometry.parse(name.removeprefix("gemm_conv.")))
+        return _gemm_once(module, f"archir_{name}", conv=ConvGeometry.parse(name.removeprefix("gemm_conv.")))
     if name.startswith("gemm_param."):  # B is a parameter's matrix: packed once, kept by the module
         from archir.backends.llvm.gemm_prepack import param_gemm_function
 
@@ -43,6 +36,14 @@ def externals(module: ir.Module, name: str) -> ir.Function:
 
         return flash_function(module, name.removeprefix("flash."))
     raise KeyError(f"unknown runtime function {name}")
+
+
+def _gemm_once(module: ir.Module, symbol: str, **options: Any) -> ir.Function:
+    """The GEMM function `symbol` of `module`, defined on first use (one per module)."""
+    from archir.backends.llvm.gemm import gemm_function
+
+    existing = module.globals.get(symbol)
+    return existing if isinstance(existing, ir.Function) else gemm_function(module, symbol, **options)
 
 
 def llvm_module(program: Program) -> ir.Module:

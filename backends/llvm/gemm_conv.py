@@ -68,8 +68,8 @@ def build_pack_conv(fn: ir.Function, blk: GemmBlocking, geo: ConvGeometry) -> No
     pack_b, with rsB, csB standing for pc, jc."""
     kc, p0, p1, x, pc, jc, dst, nc = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    nr, vw = blk.nr, blk.vw
-    ow_count, plane = geo.out_width, geo.height * geo.width
+    nr = blk.nr
+    ow_count = geo.out_width
     with counted_loop(b, p0, p1, name="p") as p:
         col0 = b.mul(p, i64(nr))
         j0 = b.add(jc, col0)
@@ -90,27 +90,40 @@ def build_pack_conv(fn: ir.Function, blk: GemmBlocking, geo: ConvGeometry) -> No
             ih = b.add(top, b.mul(kh, i64(geo.dh)))
             iw = b.add(left, b.mul(kw, i64(geo.dw)))
             out = b.gep(panel, [b.mul(kk, i64(nr))])
-            row_ok = b.and_(b.icmp_signed(">=", ih, i64(0)), b.icmp_signed("<", ih, i64(geo.height)))
-            span_ok = b.and_(b.icmp_signed(">=", iw, i64(0)),
-                             b.icmp_signed("<=", b.add(iw, i64((nr - 1) * geo.sw)), i64(geo.width - 1)))
-            fast = b.and_(b.and_(one_row, row_ok), span_ok)
-            if geo.sw != 1:
-                fast = ir.Constant(ir.IntType(1), 0)
-            with b.if_else(fast) as (straight, general):
-                with straight:
-                    src = b.gep(x, [b.add(b.add(b.mul(c, i64(plane)), b.mul(ih, i64(geo.width))), iw)])
-                    for v in range(nr // vw):
-                        val = b.load(_vec_ptr(b, b.gep(src, [i64(v * vw)]), vw), align=4)
-                        b.store(val, _vec_ptr(b, b.gep(out, [i64(v * vw)]), vw), align=32)
-                with general:
-                    _pack_row_general(b, geo, x, out, j0, lanes, c, kh, kw, nr)
+            if geo.sw != 1:  # a strided window never reads nr neighbours of x: lane by lane
+                _pack_row_general(b, geo, x, out, j0, lanes, c, kh, kw, nr)
+            else:
+                _pack_row(b, geo, blk, x, out, one_row, (c, kh, kw, ih, iw), (j0, lanes))
     b.ret_void()
+
+
+def _pack_row(b: ir.IRBuilder, geo: ConvGeometry, blk: GemmBlocking, x: ir.Value, out: ir.Value,
+              one_row: ir.Value, tap: tuple[ir.Value, ...], span: tuple[ir.Value, ir.Value]) -> None:
+    """One panel row of a stride-1 window: a straight copy of nr neighbours of x when the panel is
+    one stretch of an output row and the window lies inside the image, else lane by lane."""
+    c, kh, kw, ih, iw = tap
+    nr, vw = blk.nr, blk.vw
+    row_ok = b.and_(b.icmp_signed(">=", ih, i64(0)), b.icmp_signed("<", ih, i64(geo.height)))
+    last = b.add(iw, i64(nr - 1))
+    span_ok = b.and_(b.icmp_signed(">=", iw, i64(0)), b.icmp_signed("<", last, i64(geo.width)))
+    with b.if_else(b.and_(b.and_(one_row, row_ok), span_ok)) as (straight, general):
+        with straight:
+            src = b.gep(x, [_pixel(b, geo, c, ih, iw)])
+            for v in range(nr // vw):
+                val = b.load(_vec_ptr(b, b.gep(src, [i64(v * vw)]), vw), align=4)
+                b.store(val, _vec_ptr(b, b.gep(out, [i64(v * vw)]), vw), align=32)
+        with general:
+            _pack_row_general(b, geo, x, out, span[0], span[1], c, kh, kw, nr)
+
+
+def _pixel(b: ir.IRBuilder, geo: ConvGeometry, c: ir.Value, ih: ir.Value, iw: ir.Value) -> ir.Value:
+    """The flat index of x[c, ih, iw] in one (dense) image."""
+    return b.add(b.add(b.mul(c, i64(geo.height * geo.width)), b.mul(ih, i64(geo.width))), iw)
 
 
 def _pack_row_general(b: ir.IRBuilder, geo: ConvGeometry, x: ir.Value, out: ir.Value, j0: ir.Value,
                       lanes: ir.Value, c: ir.Value, kh: ir.Value, kw: ir.Value, nr: int) -> None:
     """One panel row lane by lane: bounds per lane, zero outside the image and past the last column."""
-    plane = geo.height * geo.width
     with counted_loop(b, 0, nr, name="lane") as lane:
         j = b.add(j0, lane)
         oh = b.sdiv(j, i64(geo.out_width))
@@ -123,7 +136,6 @@ def _pack_row_general(b: ir.IRBuilder, geo: ConvGeometry, x: ir.Value, out: ir.V
         target = b.gep(out, [lane])
         with b.if_else(inside) as (load, zero):
             with load:
-                index = b.add(b.add(b.mul(c, i64(plane)), b.mul(ih, i64(geo.width))), iw)
-                b.store(b.load(b.gep(x, [index])), target)
+                b.store(b.load(b.gep(x, [_pixel(b, geo, c, ih, iw)])), target)
             with zero:
                 b.store(ir.Constant(F32, 0.0), target)

@@ -145,7 +145,7 @@ class Loop(Stmt):
     # when trip count x work is large. The body then reads only buffers, dims and its own locals.
     parallel: Expr | None = None
     # A hint for LLVM's loop vectoriser (0: its own choice): run this many vector iterations
-    # side by side. Long math bodies (gelu, exp) are latency-bound; two interleaved chains hide it.
+    # side by side. Long math bodies (gelu, exp) are latency-bound; interleaved chains hide it.
     interleave: int = 0
 
 

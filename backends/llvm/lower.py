@@ -32,7 +32,7 @@ from archir.builder import GraphBuilder
 from archir.errors import BackendError
 from archir.ir import Graph, Node, Value, users
 from archir.registry import get_op
-from archir.symbolic import Dim, mul
+from archir.symbolic import Dim, mul, product
 from archir.types import DType, TensorType
 
 if TYPE_CHECKING:
@@ -166,10 +166,7 @@ class Lowerer:
         for k, d in enumerate(shape):
             assert isinstance(loop, Loop)
             if d != 1:
-                inside: Dim = 1
-                for d_inner in shape[k + 1:]:
-                    inside = mul(inside, d_inner)
-                loop.parallel = imul(Const(cost), dim_expr(inside))
+                loop.parallel = imul(Const(cost), dim_expr(product(list(shape[k + 1:]))))
                 return
             inner = loop.body[-1] if loop.body else None
             if not isinstance(inner, Loop):
@@ -190,10 +187,7 @@ class Lowerer:
 
     # -- buffers ---------------------------------------------------------------------------------
     def temp(self, dtype: DType, shape: Sequence[Dim]) -> View:
-        size: Dim = 1
-        for d in shape:
-            size = mul(size, d)
-        buffer = Buffer(f"t{len(self.temps)}", dtype, size, "temp", len(self.temps))
+        buffer = Buffer(f"t{len(self.temps)}", dtype, product(list(shape)), "temp", len(self.temps))
         self.temps.append(buffer)
         return contiguous_view(buffer, shape)
 

@@ -28,7 +28,7 @@ from archir.backends.llvm.lower_linalg import (
 )
 
 from archir.ir import Node
-from archir.symbolic import Dim, mul
+from archir.symbolic import Dim, mul, product
 from archir.types import DType
 
 IMPLICIT_GEMM = True  # False: every conv through an im2col buffer (for A/B comparisons)
@@ -66,9 +66,7 @@ def lower_conv(lw: Lowerer, node: Node, out: View, epilogue: OutputEpilogue | No
     out_per_group = out_channels // groups
     kernel, positions = list(w.shape[2:]), list(out.shape[2:])
     taps = mul(per_group, math.prod(kernel))
-    count: Dim = 1
-    for p in positions:
-        count = mul(count, p)
+    count = product(positions)
     bias = node.inputs[2] if len(node.inputs) > 2 else None
     epilogue = with_bias(lw, out, bias, 1, epilogue)
     if epilogue is not None:

@@ -6,7 +6,7 @@ lowering rule is run on placeholders to get one expression over the accumulator 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 from archir.backends.llvm.gemm_epilogue import (
@@ -180,9 +180,8 @@ class _Capture:
     def loops(self, shape: Sequence[Dim]) -> Iterator[list[Expr]]:
         yield [Const(0)] * len(shape)
 
-    @contextmanager
-    def parallel_loops(self, shape: Sequence[Dim], cost: int = 1) -> Iterator[list[Expr]]:
-        yield [Const(0)] * len(shape)  # the GEMM's own loops are the parallel ones
+    def parallel_loops(self, shape: Sequence[Dim], cost: int = 1) -> AbstractContextManager[list[Expr]]:
+        return self.loops(shape)  # the GEMM's own loops are the parallel ones
 
     def emit(self, stmt: tuple[str, Expr]) -> None:
         self.captured = stmt[1]

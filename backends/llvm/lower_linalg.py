@@ -34,7 +34,7 @@ from archir.backends.llvm.lower_epilogue import ACC, GridOperand, OutputEpilogue
 
 from archir.errors import BackendError
 from archir.ir import Node, Value
-from archir.symbolic import Dim, mul
+from archir.symbolic import Dim, mul, product
 from archir.types import DType, broadcast_shapes
 
 
@@ -152,9 +152,7 @@ def _fold_rows(a: View) -> tuple[Dim, Dim] | None:
     for (_, outer), (inner_dim, inner) in itertools.pairwise(dims):
         if outer != mul(inner, inner_dim):
             return None
-    rows: Dim = 1
-    for d, _ in dims:
-        rows = mul(rows, d)
+    rows = product([d for d, _ in dims])
     return rows, dims[-1][1] if dims else a.strides[-2]
 
 

@@ -10,7 +10,7 @@ fit a row kernel is decided in row_plan.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from archir.backends.llvm.loops import (
     Assign,
@@ -31,7 +31,7 @@ from archir.backends.llvm.row_plan import REDUCTIONS, ROW_OPS, RowPlan, shape_of
 from archir.backends.llvm.vecmath import FUNCTIONS
 
 from archir.ir import Node, Value
-from archir.symbolic import Dim, mul
+from archir.symbolic import Dim, product
 from archir.types import DType
 
 
@@ -72,9 +72,8 @@ class _Capture:
     def loops(self, shape: Sequence[Dim]) -> Iterator[list[Expr]]:
         yield list(self.own_idx)
 
-    @contextmanager
-    def parallel_loops(self, shape: Sequence[Dim], cost: int = 1) -> Iterator[list[Expr]]:
-        yield list(self.own_idx)  # the row kernel's own loop is the parallel one
+    def parallel_loops(self, shape: Sequence[Dim], cost: int = 1) -> AbstractContextManager[list[Expr]]:
+        return self.loops(shape)  # the row kernel's own loop is the parallel one
 
     def emit(self, stmt: tuple[str, Expr]) -> None:
         self.captured = stmt[1]
@@ -263,10 +262,7 @@ def _math_calls(stmts: Sequence[Stmt]) -> int:
 
 
 def _rows(full: tuple[Dim, ...]) -> Dim:
-    rows: Dim = 1
-    for d in full[:-1]:
-        rows = mul(rows, d)
-    return rows
+    return product(full[:-1])
 
 
 def _unravel(r: Expr, lead: tuple[Dim, ...]) -> list[Expr]:

@@ -123,7 +123,7 @@ def bench(w: Workload, args: argparse.Namespace) -> tuple[float, float, float, f
     error = float(np.abs(got - want).max())
     runners = {"fused": lambda: fused(*inputs), "plain": lambda: plain(*inputs),
                "torch": lambda: w.torch_fn(*tensors)}
-    timings = harness.interleaved(runners, reps=args.reps, warmup=1, gap=args.gap,
+    timings = harness.interleaved(runners, reps=args.reps, warmup=args.warmup, gap=args.gap,
                                   min_sample_s=harness.sample_seconds(args, 0.002))
     t_fused, t_plain, t_torch = (1e3 * timings[k].median for k in runners)
     return t_fused, t_plain, t_torch, error
